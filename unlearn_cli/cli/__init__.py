@@ -1,0 +1,53 @@
+"""The `unlearn` command: one Typer app composed of one module per subcommand.
+
+Nothing here imports torch at start-up, so `unlearn --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from unlearn_cli import __version__
+from unlearn_cli.cli.train import train
+
+app = typer.Typer(
+    name="unlearn",
+    help="Make a trained image generator forget part of its training data, and measure how "
+    "well it forgot.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command(no_args_is_help=False)(train)
+
+
+def _not_yet(name: str):
+    def command() -> None:
+        from unlearn_cli.cli.output import fail
+
+        raise fail(f"`unlearn {name}` is not implemented yet", 1)
+
+    command.__doc__ = f"(not implemented yet) {name}"
+    return command
+
+
+for _name in ("forget", "evaluate", "compare"):
+    app.command(_name)(_not_yet(_name))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"unlearn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Make a trained image generator forget part of its training data."""
+
+
+def main() -> None:
+    app()

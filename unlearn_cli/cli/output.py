@@ -1,0 +1,93 @@
+"""Shared CLI plumbing: consoles, option aliases, error handling and result rendering.
+
+stdout carries results only (a table, or one JSON document with --json); progress, logs and
+warnings go to stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from unlearn_cli.errors import EXIT_FAILURE, UnlearnError
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+DeviceOpt = Annotated[
+    str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Where the data lives: a torchvision MNIST root or a CelebA "
+                 "folder. MNIST defaults to the embedded copy."),
+]
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    err.print(f"error: {message}", markup=False, highlight=False)
+    return typer.Exit(code)
+
+
+def handle_errors(fn):
+    """Known errors become one line on stderr and their exit code; anything else exits 1, with
+    the traceback only when UNLEARN_DEBUG is set."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UnlearnError as e:
+            if os.environ.get("UNLEARN_DEBUG"):
+                raise
+            raise fail(str(e), e.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted; nothing was written")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as e:
+            if os.environ.get("UNLEARN_DEBUG"):
+                raise
+            raise fail(f"unexpected {type(e).__name__}: {e} (rerun with UNLEARN_DEBUG=1 for the "
+                       "traceback, and please report it)", EXIT_FAILURE) from None
+
+    return wrapper
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def key_value_table(title: str, rows: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for k, v in rows.items():
+        table.add_row(k, str(v))
+    return table
+
+
+def parse_int_list(text: str, flag: str) -> list[int]:
+    """'1,3,8' -> [1, 3, 8], with a usage error naming the flag otherwise."""
+    from unlearn_cli.errors import UsageError
+
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise UsageError(f"{flag} is empty; give comma-separated integers such as 1,3,8")
+    values = []
+    for p in parts:
+        if not p.lstrip("-").isdigit():
+            raise UsageError(f"{flag}: {p!r} is not an integer")
+        values.append(int(p))
+    return values

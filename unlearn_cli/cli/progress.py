@@ -1,0 +1,40 @@
+"""The engine's Progress interface drawn with Rich on stderr."""
+
+from __future__ import annotations
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from unlearn_cli.cli.output import err
+
+
+class RichProgress:
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self._bar: Progress | None = None
+        self._task = None
+
+    def start(self, description: str, total: int) -> None:
+        if self.quiet:
+            return
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("{task.fields[status]}"),
+            console=err, transient=True,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task(description, total=total, status="")
+
+    def advance(self, n: int = 1, status: str = "") -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, advance=n, status=status)
+
+    def done(self, summary: str = "") -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+        if summary:
+            self.log(summary)
+
+    def log(self, message: str) -> None:
+        if not self.quiet:
+            err.print(message, markup=False, highlight=False)

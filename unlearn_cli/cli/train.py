@@ -1,0 +1,168 @@
+"""`unlearn train`: a generator (VAE) or a judge classifier, from scratch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from unlearn_cli.cli.output import (
+    DataDirOpt,
+    DeviceOpt,
+    JsonOpt,
+    err,
+    handle_errors,
+    key_value_table,
+    out,
+    parse_int_list,
+    print_json,
+)
+
+TRAIN_KEYS = {
+    "model": str, "dataset": str, "data_dir": str, "classes": (list, str, int),
+    "attribute": str, "epochs": int, "batch_size": int, "lr": float, "latent_dim": int,
+    "seed": int, "device": str, "out": str, "exclude": str, "limit": int,
+}
+
+
+def _settings(config: Path | None, flags: dict) -> dict:
+    """Values from --config, overridden by the flags the user gave."""
+    from unlearn_cli.config import check_fields, load_yaml
+    from unlearn_cli.errors import ConfigError
+
+    values: dict = {}
+    if config is not None:
+        problems: list[str] = []
+        data = load_yaml(config)
+        values = dict(check_fields(data if data is not None else {}, TRAIN_KEYS, "config",
+                                   problems))
+        if problems:
+            raise ConfigError(str(config), problems)
+        if "exclude" in values:  # manifests named in a config are relative to it
+            values["exclude"] = str(config.parent / values["exclude"])
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return values
+
+
+def _classes(value) -> tuple[int, ...] | None:
+    from unlearn_cli.errors import UsageError
+
+    if value is None:
+        return None
+    items = parse_int_list(str(value), "--classes") if not isinstance(value, list) else value
+    bad = [c for c in items if not isinstance(c, int) or not 0 <= c <= 9]
+    if bad:
+        raise UsageError(f"--classes: {bad[0]} is not an MNIST digit; use digits 0-9, e.g. 1,3,8")
+    if len(set(items)) < 2:
+        raise UsageError("--classes needs at least two distinct digits (a judge must tell them "
+                         "apart, and forgetting one must leave another)")
+    return tuple(sorted(set(items)))
+
+
+def default_out(kind: str, spec) -> Path:
+    name = spec.name + ("".join(map(str, spec.classes)) if spec.classes else "")
+    if spec.attribute:
+        name += f"-{spec.attribute}"
+    if spec.exclude:
+        name += "-retrain"
+    return Path(f"{kind}-{name}.safetensors")
+
+
+@handle_errors
+def train(
+    model: Annotated[str, typer.Option(help="What to train: vae (the generator) or judge "
+                                       "(the classifier evaluate uses).")] = None,
+    dataset: Annotated[str, typer.Option(help="mnist (embedded) or celeba (needs --data-dir).")]
+    = None,
+    data_dir: DataDirOpt = None,
+    classes: Annotated[str, typer.Option(help="MNIST digits to train on, e.g. 1,3,8 (the paper's "
+                                         "MNIST138). Default: all ten.")] = None,
+    attribute: Annotated[str, typer.Option(help="CelebA attribute a judge classifies, e.g. Male."
+                                           )] = None,
+    epochs: Annotated[int, typer.Option(help="Passes over the training set. [default: 20 for a "
+                                        "VAE, 3 for a judge]")] = None,
+    batch_size: Annotated[int, typer.Option(help="[default: 128]")] = None,
+    lr: Annotated[float, typer.Option(help="Adam learning rate. [default: 1e-3]")] = None,
+    latent_dim: Annotated[int, typer.Option(help="VAE latent size. [default: 16 MNIST, 64 "
+                                            "CelebA]")] = None,
+    seed: Annotated[int, typer.Option(help="Same seed, same device: same weights. [default: 0]"
+                                      )] = None,
+    device: DeviceOpt = None,
+    out_path: Annotated[Path, typer.Option("--out", help="Checkpoint to write (.safetensors). "
+                                           "[default: derived from the model and data]")] = None,
+    config: Annotated[Path, typer.Option(help="YAML file of these settings; flags override it."
+                                         )] = None,
+    limit: Annotated[int, typer.Option(help="Use only the first N samples of each split (quick "
+                                       "runs).")] = None,
+    exclude: Annotated[Path, typer.Option(help="Forget-request manifest whose samples are left "
+                                          "out: the retrain-from-scratch reference.")] = None,
+    json_out: JsonOpt = False,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing output file.")] = False,
+) -> None:
+    """Train a VAE or a judge from scratch and write a self-describing checkpoint."""
+    s = _settings(config, dict(
+        model=model, dataset=dataset, data_dir=str(data_dir) if data_dir else None,
+        classes=classes, attribute=attribute, epochs=epochs, batch_size=batch_size, lr=lr,
+        latent_dim=latent_dim, seed=seed, device=device, out=str(out_path) if out_path else None,
+        exclude=str(exclude) if exclude else None, limit=limit,
+    ))
+    from unlearn_cli.engine.checkpoint import check_writable
+    from unlearn_cli.errors import UsageError
+
+    kind = s.get("model", "vae")
+    if kind not in ("vae", "judge"):
+        raise UsageError(f"--model {kind!r}: use vae or judge")
+    name = s.get("dataset", "mnist")
+    if name == "celeba" and kind == "judge" and not s.get("attribute"):
+        raise UsageError("a CelebA judge classifies one attribute: add --attribute, e.g. Male")
+    if s.get("attribute") and (kind == "vae" or name != "celeba"):
+        raise UsageError("--attribute names the CelebA attribute a judge classifies; a VAE "
+                         "learns all of CelebA (forget an attribute with `unlearn forget`)")
+    if name == "celeba" and s.get("classes") is not None:
+        raise UsageError("--classes selects MNIST digits; CelebA has attributes instead")
+    if s.get("exclude") and kind == "judge":
+        raise UsageError("--exclude builds a retrain reference VAE; a judge must see every class")
+
+    import torch  # noqa: F401  (heavy imports only once the arguments are known to be sane)
+
+    from unlearn_cli.cli.progress import RichProgress
+    from unlearn_cli.data.requests import load_manifest, resolve_all, training_set
+    from unlearn_cli.data.spec import DatasetSpec, load_split
+    from unlearn_cli.engine.checkpoint import save_checkpoint
+    from unlearn_cli.engine.device import resolve_device
+    from unlearn_cli.engine.train import TrainConfig, train_judge, train_vae
+    from unlearn_cli.models import JudgeConfig, VAEConfig
+
+    requests = load_manifest(s["exclude"]) if s.get("exclude") else []
+    spec = DatasetSpec(name=name, root=s.get("data_dir"), classes=_classes(s.get("classes")),
+                       attribute=s.get("attribute"),
+                       exclude=tuple(r.to_dict() for r in requests), limit=s.get("limit"))
+    cfg = TrainConfig(epochs=s.get("epochs", 20 if kind == "vae" else 3),
+                      batch_size=s.get("batch_size", 128), lr=s.get("lr", 1e-3),
+                      seed=s.get("seed", 0))
+    dev = resolve_device(s.get("device", "auto"))
+    target = Path(s["out"]) if s.get("out") else default_out(kind, spec)
+    check_writable(target)
+    if target.exists() and not (force or s.get("out")):
+        raise UsageError(f"{target} exists; pass --out {target} or --force to overwrite it")
+    progress = RichProgress()
+    if kind == "vae":
+        if requests:  # validate the manifest against the data before training
+            resolve_all(requests, load_split(spec), spec)
+        preset = VAEConfig.from_name(name, latent_dim=s.get("latent_dim"))
+        ckpt = train_vae(spec, preset, cfg, dev, progress, data=training_set(spec))
+    else:
+        ckpt = train_judge(spec, JudgeConfig.from_name(name, num_classes=spec.num_classes), cfg,
+                           dev, progress)
+    save_checkpoint(ckpt, target)
+    err.print(f"wrote {target}", markup=False, highlight=False)
+    summary = {
+        "checkpoint": str(target), "kind": kind, "dataset": spec.describe(),
+        "samples": ckpt.num_samples, "epochs": cfg.epochs, "device": str(dev),
+        "train_seconds": ckpt.train_seconds, **ckpt.metrics,
+    }
+    if json_out:
+        print_json(summary)
+    else:
+        out.print(key_value_table(f"trained {kind}", summary))

@@ -1,0 +1,113 @@
+"""MNIST: the embedded copy shipped inside the package, or a user's torchvision root.
+
+The package carries the four official files gzip-compressed (see mnist_raw/README.md for their
+provenance and the CC BY-SA 3.0 attribution). At first use they are decompressed into the cache
+directory, where `torchvision.datasets.MNIST(download=False)` reads them like any other root.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from unlearn_cli.data.images import ImageData
+from unlearn_cli.errors import DataError
+
+RAW_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+NUM_CLASSES = 10
+
+
+def cache_dir() -> Path:
+    """Where unpacked data lives: $UNLEARN_CACHE_DIR, else $XDG_CACHE_HOME/unlearn, else ~/.cache."""
+    if env := os.environ.get("UNLEARN_CACHE_DIR"):
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(xdg) / "unlearn"
+
+
+def _expected_md5() -> dict[str, str]:
+    text = resources.files("unlearn_cli.data").joinpath("mnist_raw/MD5SUMS.uncompressed")
+    pairs = (line.split() for line in text.read_text().splitlines() if line.strip())
+    return {name: md5 for md5, name in pairs}
+
+
+def embedded_root() -> Path:
+    """A torchvision MNIST root holding the embedded files, unpacked into the cache on first use."""
+    root = cache_dir() / "mnist"
+    raw = root / "MNIST" / "raw"
+    md5s = _expected_md5()
+    names = [n for pair in RAW_FILES.values() for n in pair]
+    if all((raw / n).exists() for n in names):
+        return root
+    try:
+        raw.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(
+            f"cannot create the data cache {raw} ({e.strerror}); "
+            "set UNLEARN_CACHE_DIR to a writable directory"
+        ) from e
+    packaged = resources.files("unlearn_cli.data").joinpath("mnist_raw")
+    for name in names:
+        target = raw / name
+        if target.exists():
+            continue
+        data = gzip.decompress(packaged.joinpath(name + ".gz").read_bytes())
+        if hashlib.md5(data).hexdigest() != md5s[name]:
+            raise DataError(f"the embedded MNIST file {name} is corrupt; reinstall unlearn-cli")
+        tmp = target.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    return root
+
+
+def check_root(root: Path) -> None:
+    """Fail with the first missing file's name if `root` is not a torchvision MNIST root."""
+    raw = root / "MNIST" / "raw"
+    for name in (n for pair in RAW_FILES.values() for n in pair):
+        if not (raw / name).exists():
+            raise DataError(
+                f"--data-dir {root}: missing {raw / name}; point --data-dir at a torchvision "
+                "MNIST root (the folder that holds MNIST/raw/), or leave it out to use the "
+                "embedded copy"
+            )
+
+
+def load_mnist(
+    root: str | None, split: str, classes: tuple[int, ...] | None, download: bool = False
+) -> ImageData:
+    """MNIST `split` ("train" or "test") restricted to `classes`; ids are indices in the split."""
+    from torchvision.datasets import MNIST
+
+    if root is None:
+        path = embedded_root()
+    else:
+        path = Path(root).expanduser()
+        if download:
+            MNIST(str(path), train=True, download=True)
+        check_root(path)
+    ds = MNIST(str(path), train=split == "train", download=False)
+    images = ds.data.unsqueeze(1)  # (N, 28, 28) -> (N, 1, 28, 28)
+    labels = ds.targets.long()
+    ids = torch.arange(len(labels))
+    data = ImageData(images, labels, ids)
+    if classes is not None:
+        keep = torch.isin(labels, torch.tensor(classes))
+        data = data.subset(torch.nonzero(keep, as_tuple=True)[0])
+    return data
+
+
+def copy_embedded_to(dest: Path) -> None:
+    """Write the embedded files as a torchvision root at `dest` (used by tests and docs)."""
+    src = embedded_root() / "MNIST" / "raw"
+    (dest / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        shutil.copy(f, dest / "MNIST" / "raw" / f.name)

@@ -1,0 +1,216 @@
+"""Deletion requests: what to forget, from flags or a YAML manifest, resolved to identities.
+
+A manifest is a batch of requests; each has an `id` and exactly one selector:
+
+    requests:
+      - id: gdpr-2026-0142
+        class: 1                 # MNIST digit(s): an int or a list
+        received: 2026-11-02     # optional
+        note: all ones           # optional
+      - id: gdpr-2026-0143
+        indices: [12, 40, 77]    # training-sample identities (index in the training split)
+      - id: gdpr-2026-0144
+        files: [000123.jpg]      # CelebA file names
+      - id: gdpr-2026-0145
+        attribute: Male          # CelebA: every sample with the attribute set
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from unlearn_cli.config import ConfigError, as_text, is_int, load_yaml, type_name
+from unlearn_cli.data.spec import DatasetSpec
+from unlearn_cli.errors import DataError
+
+SELECTORS = ("class", "attribute", "indices", "files")
+OPTIONAL = ("received", "note")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One deletion request with one selector."""
+
+    id: str
+    selector: str  # one of SELECTORS
+    values: tuple  # ints for class and indices, strings for attribute and files
+    received: str | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict:
+        d = {"id": self.id, self.selector: list(self.values)}
+        d.update({k: v for k in OPTIONAL if (v := getattr(self, k)) is not None})
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Request:
+        selector = next(k for k in SELECTORS if k in d)
+        return cls(str(d["id"]), selector, tuple(d[selector]), d.get("received"), d.get("note"))
+
+    def describe(self) -> str:
+        shown = ",".join(map(str, self.values[:5])) + ("..." if len(self.values) > 5 else "")
+        return f"{self.selector} {shown}"
+
+
+def _values(selector: str, raw, where: str, problems: list[str]) -> tuple:
+    items = raw if isinstance(raw, list) else [raw]
+    if not items:
+        problems.append(f"{where}.{selector}: empty; name at least one")
+        return ()
+    if selector in ("class", "indices"):
+        bad = [v for v in items if not is_int(v) or v < 0]
+        if bad:
+            problems.append(
+                f"{where}.{selector}: {bad[0]!r} is not a non-negative integer "
+                f"({type_name(bad[0])})"
+            )
+            return ()
+        return tuple(items)
+    bad = [v for v in items if not isinstance(v, str) or not v]
+    if bad:
+        problems.append(f"{where}.{selector}: expected names, got {type_name(bad[0])} {bad[0]!r}")
+        return ()
+    return tuple(items)
+
+
+def parse_requests(data, source: str) -> list[Request]:
+    """Requests from parsed YAML; every problem in the file is reported in one ConfigError."""
+    problems: list[str] = []
+    if not isinstance(data, dict) or set(data) - {"requests"}:
+        keys = sorted(set(data) - {"requests"}) if isinstance(data, dict) else []
+        extra = f" (unknown keys: {', '.join(map(str, keys))})" if keys else ""
+        raise ConfigError(source, [f"expected a mapping with one key, `requests:`{extra}"])
+    items = data.get("requests")
+    if not isinstance(items, list) or not items:
+        raise ConfigError(source, ["`requests:` must be a non-empty list of requests"])
+    out, seen = [], set()
+    for n, item in enumerate(items, start=1):
+        where = f"request {n}"
+        if not isinstance(item, dict):
+            problems.append(f"{where}: expected a mapping, got {type_name(item)}")
+            continue
+        if "id" in item and isinstance(item["id"], (str, int)) and not isinstance(item["id"], bool):
+            where = f"request {item['id']!r}"
+        else:
+            problems.append(f"{where}: needs an `id` (a string)")
+        unknown = [k for k in item if k not in ("id", *SELECTORS, *OPTIONAL)]
+        for k in unknown:
+            problems.append(f"{where}: unknown key {k!r} (known: id, {', '.join(SELECTORS)}, "
+                            f"{', '.join(OPTIONAL)})")
+        chosen = [k for k in SELECTORS if k in item]
+        if len(chosen) != 1:
+            problems.append(f"{where}: needs exactly one of {', '.join(SELECTORS)}, "
+                            f"found {len(chosen)}")
+            continue
+        values = _values(chosen[0], item[chosen[0]], where, problems)
+        rid = str(item.get("id"))
+        if rid in seen:
+            problems.append(f"{where}: duplicate id")
+        seen.add(rid)
+        note = item.get("note")
+        if note is not None and not isinstance(note, str):
+            problems.append(f"{where}.note: expected a string, got {type_name(note)}")
+        out.append(Request(rid, chosen[0], values, as_text(item.get("received")), note))
+    if problems:
+        raise ConfigError(source, problems)
+    return out
+
+
+def load_manifest(path: str | Path) -> list[Request]:
+    return parse_requests(load_yaml(path), str(path))
+
+
+def read_indices_file(path: str | Path) -> list:
+    """Identities from a text file: integers or CelebA file names, split by whitespace or commas;
+    `#` starts a comment."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise DataError(f"cannot read --indices-file {path}: {e.strerror}") from None
+    out = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        for token in line.split("#", 1)[0].replace(",", " ").split():
+            if token.lstrip("-").isdigit():
+                if token.startswith("-"):
+                    raise DataError(f"{path}:{lineno}: {token} is negative; indices start at 0")
+                out.append(int(token))
+            elif token.lower().endswith((".jpg", ".png")):
+                out.append(token)
+            else:
+                raise DataError(
+                    f"{path}:{lineno}: {token!r} is neither an index nor an image file name"
+                )
+    if not out:
+        raise DataError(f"--indices-file {path} names no samples")
+    return out
+
+
+def resolve(request: Request, data, spec: DatasetSpec) -> torch.Tensor:
+    """Sorted identities of the samples in `data` that `request` selects."""
+    if request.selector == "class":
+        if spec.name != "mnist":
+            raise DataError(f"request {request.id}: `class` is for MNIST; use `attribute` on "
+                            "CelebA")
+        known = spec.classes if spec.classes is not None else tuple(range(10))
+        for c in request.values:
+            if c not in known:
+                raise DataError(
+                    f"request {request.id}: class {c} is not one the model was trained on "
+                    f"(its classes: {','.join(map(str, known))})"
+                )
+        mask = torch.isin(data.labels, torch.tensor(request.values))
+        return data.ids[mask].sort().values
+    if request.selector == "attribute":
+        if spec.name != "celeba":
+            raise DataError(f"request {request.id}: {spec.name} has no attributes; select "
+                            "digits with `class` (or --class)")
+        mask = torch.zeros(len(data), dtype=torch.bool)
+        for name in request.values:
+            mask |= data.labels[:, data.attribute_index(name)].bool()
+        return data.ids[mask].sort().values
+    if request.selector == "files":
+        if spec.name != "celeba":
+            raise DataError(f"request {request.id}: file names select CelebA samples; on "
+                            f"{spec.name} use indices")
+        return data.ids_of_files(list(request.values)).unique().sort().values
+    wanted = torch.tensor(request.values, dtype=torch.long).unique()
+    missing = wanted[~torch.isin(wanted, data.ids)]
+    if len(missing):
+        raise DataError(
+            f"request {request.id}: index {int(missing[0])} is not a sample of this model's "
+            f"training set ({spec.describe()}, {len(data)} samples)"
+        )
+    return wanted
+
+
+def resolve_all(requests: list[Request], data, spec: DatasetSpec) -> dict[str, torch.Tensor]:
+    return {r.id: resolve(r, data, spec) for r in requests}
+
+
+def union(ids: list[torch.Tensor]) -> torch.Tensor:
+    if not ids:
+        return torch.zeros(0, dtype=torch.long)
+    return torch.cat(ids).unique().sort().values
+
+
+def ids_sha256(ids: torch.Tensor) -> str:
+    """A fingerprint of a set of identities: sha256 of the sorted ids as comma-joined text."""
+    text = ",".join(str(i) for i in ids.sort().values.tolist())
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def training_set(spec: DatasetSpec, root: str | None = None):
+    """The samples a model with this spec was trained on: the split minus its exclusions."""
+    from unlearn_cli.data.images import split_by_ids
+    from unlearn_cli.data.spec import load_split
+
+    data = load_split(spec, root=root)
+    if not spec.exclude:
+        return data
+    excluded = union([resolve(Request.from_dict(r), data, spec) for r in spec.exclude])
+    return split_by_ids(data, excluded)[1]

@@ -1,0 +1,1 @@
+"""The shared engine: devices, data loading, training loops, checkpoints, progress."""

@@ -1,0 +1,207 @@
+"""Self-describing checkpoints: weights in safetensors, everything else as JSON metadata.
+
+Metadata keys (every value a JSON string, as safetensors requires strings):
+
+    format         "unlearn/1"
+    kind           "vae" or "judge"
+    model_config   the model's config dataclass
+    dataset        the DatasetSpec it was trained on
+    training       epochs, batch size, lr, seed, device
+    train_ids_sha256, num_samples   fingerprint and size of the training set
+    train_seconds  wall time of training
+    lineage        a list with one entry per forget operation, oldest first
+    metrics        e.g. a judge's held-out accuracy
+    tool_version, created
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from unlearn_cli import __version__
+from unlearn_cli.data.spec import DatasetSpec
+from unlearn_cli.errors import CheckpointError, OutputError
+
+FORMAT = "unlearn/1"
+KINDS = ("vae", "judge")
+
+
+@dataclass
+class Checkpoint:
+    kind: str
+    model: nn.Module
+    model_config: dict
+    dataset: DatasetSpec
+    training: dict
+    train_ids_sha256: str = ""
+    num_samples: int = 0
+    train_seconds: float = 0.0
+    lineage: list[dict] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    tool_version: str = __version__
+    created: str = ""
+    path: Path | None = None  # where it was loaded from
+    sha256: str | None = None  # of the file it was loaded from
+
+    def metadata(self) -> dict[str, str]:
+        values = {
+            "format": FORMAT,
+            "kind": self.kind,
+            "model_config": self.model_config,
+            "dataset": self.dataset.to_dict(),
+            "training": self.training,
+            "train_ids_sha256": self.train_ids_sha256,
+            "num_samples": self.num_samples,
+            "train_seconds": self.train_seconds,
+            "lineage": self.lineage,
+            "metrics": self.metrics,
+            "tool_version": self.tool_version,
+            "created": self.created or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        return {k: json.dumps(v) for k, v in values.items()}
+
+    def forgotten_requests(self) -> list[dict]:
+        """Every request forgotten so far, from the lineage."""
+        return [r for entry in self.lineage for r in entry.get("requests", [])]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_writable(path: str | Path) -> Path:
+    """Fail now, before any work, if `path` cannot be written."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {path}: directory {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {path}: directory {parent} is not writable")
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a directory; name a file")
+    return path
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call `write(tmp_path)` and rename into place, so readers never see half a file."""
+    path = check_writable(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in ckpt.model.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata=ckpt.metadata()))
+    return path
+
+
+def _build(kind: str, config: dict) -> nn.Module:
+    from unlearn_cli.models import VAE, JudgeConfig, VAEConfig, build_judge
+
+    if kind == "vae":
+        return VAE.from_config(VAEConfig(**config))
+    return build_judge(JudgeConfig(**config))
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The decoded metadata of a checkpoint file, without loading weights."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+    except Exception as e:  # safetensors raises its own error type for every kind of bad file
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(
+            f"{path}: not a readable safetensors checkpoint ({reason}); it may be truncated or "
+            "another format"
+        ) from None
+    if raw.get("format") != json.dumps(FORMAT):
+        raise CheckpointError(
+            f"{path}: a safetensors file, but not an unlearn checkpoint (no format={FORMAT} "
+            "metadata); make one with `unlearn train`"
+        )
+    try:
+        return {k: json.loads(v) for k, v in raw.items()}
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: corrupt metadata ({e})") from None
+
+
+def load_checkpoint(
+    path: str | Path, kind: str | None = None, device: torch.device | str = "cpu"
+) -> Checkpoint:
+    """Load and validate a checkpoint; `kind` ("vae" or "judge") is the kind the caller needs."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta = read_metadata(path)
+    if meta["kind"] not in KINDS:
+        raise CheckpointError(f"{path}: unknown checkpoint kind {meta['kind']!r}")
+    if kind is not None and meta["kind"] != kind:
+        hint = "a generator (VAE)" if kind == "vae" else "a judge classifier"
+        raise CheckpointError(f"{path}: is a {meta['kind']} checkpoint, but {hint} is needed here")
+    try:
+        model = _build(meta["kind"], meta["model_config"])
+        spec = DatasetSpec.from_dict(meta["dataset"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{path}: invalid model or dataset config in metadata ({e})") from None
+    try:
+        state = load_file(str(path))
+    except Exception as e:
+        raise CheckpointError(f"{path}: cannot read tensors ({e}); the file may be truncated") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:3])}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:3])}")
+        if wrong:
+            parts.append(f"wrong shape for {', '.join(wrong[:3])}")
+        raise CheckpointError(f"{path}: weights do not match its model config ({'; '.join(parts)})")
+    model.load_state_dict(state, strict=True)
+    model.to(device).eval()
+    return Checkpoint(
+        kind=meta["kind"],
+        model=model,
+        model_config=meta["model_config"],
+        dataset=spec,
+        training=meta.get("training", {}),
+        train_ids_sha256=meta.get("train_ids_sha256", ""),
+        num_samples=meta.get("num_samples", 0),
+        train_seconds=meta.get("train_seconds", 0.0),
+        lineage=meta.get("lineage", []),
+        metrics=meta.get("metrics", {}),
+        tool_version=meta.get("tool_version", ""),
+        created=meta.get("created", ""),
+        path=path,
+        sha256=file_sha256(path),
+    )

@@ -1,0 +1,39 @@
+"""Which device to run on, and seeding that makes runs repeatable."""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from unlearn_cli.errors import UsageError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """`auto` picks CUDA when available; asking for CUDA without it is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {name}: no CUDA device is available here; use --device cpu"
+                             " or auto")
+        index = int(name.split(":")[1]) if ":" in name and name.split(":")[1].isdigit() else 0
+        if index >= torch.cuda.device_count():
+            raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+        return torch.device("cuda", index)
+    raise UsageError(f"--device {name!r}: use auto, cpu, cuda or cuda:N")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python and torch (all devices); return a CPU generator for data order."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return "cpu"

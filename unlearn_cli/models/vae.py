@@ -1,0 +1,116 @@
+"""Variational autoencoders: an MLP for 28x28 grey images and a convnet for 64x64 RGB."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class VAEConfig:
+    arch: str = "mlp"  # "mlp": the paper's "stack of linear layers" (MNIST); "conv": CelebA
+    channels: int = 1  # image channels: 1 for MNIST, 3 for CelebA
+    image_size: int = 28  # square images; conv needs a multiple of 16
+    hidden: tuple[int, ...] = (512, 256)  # MLP widths, or conv channels per stride-2 stage
+    latent_dim: int = 16  # small enough that prior samples look like digits
+
+    def __post_init__(self):
+        self.hidden = tuple(self.hidden)
+        if self.arch not in ("mlp", "conv"):
+            raise ValueError(f"unknown VAE arch {self.arch!r}")
+
+    @classmethod
+    def from_name(cls, name: str, **overrides) -> VAEConfig:
+        presets = {
+            "mnist": dict(arch="mlp", channels=1, image_size=28, hidden=(512, 256), latent_dim=16),
+            "celeba": dict(
+                arch="conv", channels=3, image_size=64, hidden=(32, 64, 128, 256), latent_dim=64
+            ),
+        }
+        return cls(**{**presets[name], **{k: v for k, v in overrides.items() if v is not None}})
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+
+def _mlp(widths: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(widths) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class VAE(nn.Module):
+    """Gaussian encoder, Bernoulli decoder. `encoder` and `decoder` are separate submodules so
+    unlearning can be scoped to the decoder's parameters."""
+
+    def __init__(self, arch, channels, image_size, hidden, latent_dim):
+        super().__init__()
+        self.shape = (channels, image_size, image_size)
+        self.latent_dim = latent_dim
+        pixels = channels * image_size * image_size
+        if arch == "mlp":
+            self.encoder = nn.Sequential(
+                nn.Flatten(), _mlp([pixels, *hidden]), nn.ReLU(), nn.Linear(hidden[-1], 2 * latent_dim)
+            )
+            self.decoder = nn.Sequential(
+                _mlp([latent_dim, *reversed(hidden)]), nn.ReLU(), nn.Linear(hidden[0], pixels)
+            )
+        else:
+            side = image_size // 2 ** len(hidden)
+            enc: list[nn.Module] = []
+            for a, b in zip((channels, *hidden), hidden):
+                enc += [nn.Conv2d(a, b, 4, 2, 1), nn.LeakyReLU(0.2)]
+            self.encoder = nn.Sequential(
+                *enc, nn.Flatten(), nn.Linear(hidden[-1] * side * side, 2 * latent_dim)
+            )
+            dec: list[nn.Module] = [
+                nn.Linear(latent_dim, hidden[-1] * side * side),
+                nn.Unflatten(1, (hidden[-1], side, side)),
+            ]
+            rev = tuple(reversed(hidden))
+            for a, b in zip(rev, rev[1:]):
+                dec += [nn.LeakyReLU(0.2), nn.ConvTranspose2d(a, b, 4, 2, 1)]
+            dec += [nn.LeakyReLU(0.2), nn.ConvTranspose2d(rev[-1], channels, 4, 2, 1)]
+            self.decoder = nn.Sequential(*dec)
+
+    @classmethod
+    def from_config(cls, cfg: VAEConfig) -> VAE:
+        return cls(cfg.arch, cfg.channels, cfg.image_size, cfg.hidden, cfg.latent_dim)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encoder(x).chunk(2, dim=1)  # (B, C, H, W) -> 2 x (B, z)
+        return mu, logvar
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z).view(-1, *self.shape)  # (B, z) -> (B, C, H, W)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Mean images in [0, 1]."""
+        return torch.sigmoid(self.decode_logits(z))
+
+    def negative_elbo(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-sample negative ELBO in nats: reconstruction (Bernoulli) plus KL to N(0, I)."""
+        mu, logvar = self.encode(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # reparameterised (B, z)
+        logits = self.decode_logits(z)
+        rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+        return rec + kl  # (B,)
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """The training loss: mean negative ELBO of the batch."""
+        return self.negative_elbo(x).mean()
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent_dim, generator=generator).to(device)
+        return self.decode(z)
