@@ -8,6 +8,8 @@ from __future__ import annotations
 import typer
 
 from unlearn_cli import __version__
+from unlearn_cli.cli.evaluate import evaluate
+from unlearn_cli.cli.forget import forget
 from unlearn_cli.cli.train import train
 
 app = typer.Typer(
@@ -19,6 +21,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command(no_args_is_help=False)(train)
+app.command()(forget)
+app.command()(evaluate)
 
 
 def _not_yet(name: str):
@@ -31,7 +35,7 @@ def _not_yet(name: str):
     return command
 
 
-for _name in ("forget", "evaluate", "compare"):
+for _name in ("compare",):
     app.command(_name)(_not_yet(_name))
 
 

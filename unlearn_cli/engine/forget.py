@@ -1,0 +1,109 @@
+"""Forgetting as an auditable operation: plan the forget and retain sets from requests, run a
+method, and write a child checkpoint whose lineage records what was done."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from unlearn_cli import __version__
+from unlearn_cli.data.images import split_by_ids
+from unlearn_cli.data.requests import (
+    Request, ids_sha256, resolve, resolve_all, training_set, union,
+)
+from unlearn_cli.engine.checkpoint import Checkpoint
+from unlearn_cli.engine.progress import NullProgress, Progress
+from unlearn_cli.engine.train import sync
+from unlearn_cli.errors import DataError
+
+
+@dataclass
+class Plan:
+    """What a forget operation will do, before it does it (all `--dry-run` prints)."""
+
+    new: list[Request]  # requests not yet in the lineage
+    skipped: list[Request]  # requests the lineage says were already forgotten
+    selected: dict[str, int]  # request id -> samples it selects
+    forget: object = None  # D_f: the samples of the new requests
+    retain: object = None  # D_r: training set minus everything forgotten, now and before
+    forget_ids: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.new
+
+
+def plan_forget(ckpt: Checkpoint, requests: list[Request], root: str | None = None) -> Plan:
+    """Resolve requests against the checkpoint's own training set (from its metadata)."""
+    if not requests:
+        raise DataError("nothing to forget: give --class, --attribute, --indices, "
+                        "--indices-file or --manifest")
+    done = {r["id"] for r in ckpt.forgotten_requests()}
+    new = [r for r in requests if r.id not in done]
+    skipped = [r for r in requests if r.id in done]
+    if not new:
+        return Plan(new, skipped, {})
+    data = training_set(ckpt.dataset, root)
+    ids = resolve_all(new, data, ckpt.dataset)
+    for r in new:
+        if len(ids[r.id]) == 0:
+            raise DataError(f"request {r.id} ({r.describe()}) selects no training samples")
+    forget_ids = union(list(ids.values()))
+    before = [resolve(Request.from_dict(r), data, ckpt.dataset) for r in ckpt.forgotten_requests()]
+    forget, _ = split_by_ids(data, forget_ids)
+    _, retain = split_by_ids(data, union([forget_ids, *before]))
+    if len(retain) == 0:
+        raise DataError(f"the requests select all {len(data)} training samples; nothing would be "
+                        "left to retain (forgetting everything is deleting the model)")
+    selected = {r.id: len(ids[r.id]) for r in new}
+    return Plan(new, skipped, selected, forget, retain, forget_ids)
+
+
+def run_forget(ckpt: Checkpoint, plan: Plan, method, cfg, device: torch.device,
+               progress: Progress | None = None) -> Checkpoint:
+    """Run `method` on the plan and return the child checkpoint (not yet saved)."""
+    progress = progress or NullProgress()
+    sync(device)
+    start = time.perf_counter()
+    model = method.unlearn(ckpt, plan.forget, plan.retain, cfg, device, progress)
+    sync(device)
+    seconds = time.perf_counter() - start
+    entry = {
+        "operation": "forget",
+        "requests": [r.to_dict() for r in plan.new],
+        "forgotten_count": len(plan.forget_ids),
+        "forgotten_sha256": ids_sha256(plan.forget_ids),
+        "retain_count": len(plan.retain),
+        "method": method.name,
+        "hyperparameters": dataclasses.asdict(cfg),
+        "seed": cfg.seed,
+        "wall_seconds": round(seconds, 3),
+        "device": device.type,
+        "parent_sha256": ckpt.sha256,
+        "tool_version": __version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return dataclasses.replace(
+        ckpt, model=model.cpu(), lineage=[*ckpt.lineage, entry], metrics={}, created="",
+        path=None, sha256=None,
+    )
+
+
+def append_ledger(path: Path, child: Checkpoint, parent: Checkpoint, plan: Plan,
+                  out: Path) -> None:
+    """One JSON line per request: a receipt that it was honoured, and by which file."""
+    entry = child.lineage[-1]
+    with open(path, "a") as f:
+        for r in plan.new:
+            f.write(json.dumps({
+                "request_id": r.id, "selector": r.selector, "selected": plan.selected[r.id],
+                "forgotten_total": entry["forgotten_count"], "method": entry["method"],
+                "parent_sha256": parent.sha256, "child_sha256": child.sha256,
+                "checkpoint": str(out), "time": entry["created"],
+            }) + "\n")

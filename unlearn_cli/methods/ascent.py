@@ -1,0 +1,63 @@
+"""Gradient ascent on the forget set: the paper's "Grad. Ascnt." baseline.
+
+The same loop as surgery without the projection: each step follows -g_f, the direction that
+raises the training loss on D_f, with nothing to protect D_r. One pass over D_f, Adam, the same
+step size as surgery (paper, Appendix A.1: "we keep the same step size ... for fair comparison").
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from torch import nn
+
+from unlearn_cli.engine.device import seed_everything
+from unlearn_cli.engine.train import make_loader, to_device
+from unlearn_cli.errors import UsageError
+from unlearn_cli.methods import default_lr, scoped_parameters
+from unlearn_cli.methods.surgery import make_optimizer
+
+
+@dataclass
+class AscentConfig:
+    lr: float = 5e-4  # the same step size as surgery (default_lr)
+    batch_size: int = 128  # the batch size of the original training
+    epochs: int = 1  # one pass over D_f, like surgery
+    params: str = "decoder"  # the same scope as surgery, so the two differ only by projection
+    optimizer: str = "adam"
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not self.lr > 0 or self.batch_size < 1 or self.epochs < 1:
+            raise UsageError("--lr must be positive, --batch-size and --epochs at least 1")
+        if self.params not in ("all", "decoder"):
+            raise UsageError(f"--params {self.params!r}: use all or decoder")
+        if self.optimizer not in ("adam", "sgd"):
+            raise UsageError(f"--optimizer {self.optimizer!r}: use adam or sgd")
+
+
+class Ascent:
+    name = "ascent"
+    title = "GRAD. ASCNT."
+
+    def default_config(self, ckpt) -> AscentConfig:
+        return AscentConfig(lr=default_lr(ckpt), batch_size=ckpt.training.get("batch_size", 128))
+
+    def unlearn(self, ckpt, forget, retain, cfg: AscentConfig, device, progress) -> nn.Module:
+        generator = seed_everything(cfg.seed)
+        model = copy.deepcopy(ckpt.model).to(device).train()
+        params = scoped_parameters(model, cfg.params)
+        opt = make_optimizer(cfg.optimizer, params, cfg.lr)
+        batches = make_loader(forget, cfg.batch_size, device, True, generator)
+        for epoch in range(cfg.epochs):
+            progress.start(f"ascent pass {epoch + 1}/{cfg.epochs}", len(batches))
+            for batch in batches:
+                x_f, _, _ = to_device(batch, device)
+                loss_f = model.loss(x_f)
+                opt.zero_grad(set_to_none=True)
+                (-loss_f).backward()  # minimising -L_f ascends L_f
+                opt.step()
+                progress.advance(1, f"forget loss {loss_f.item():.1f}")
+            progress.done()
+        return model.eval()

@@ -1,0 +1,119 @@
+"""Gradient surgery (Bae, Kim, Jung, Lim 2023): one-shot unlearning that ascends the training
+loss on the forget set along the normal plane of the retain gradient.
+
+Each step pairs a forget batch with a retain batch and computes g_f and g_r, the gradients of
+the training loss (negative ELBO) on each. The optimizer minimises, so the gradient it is handed
+is the negated forget gradient, projected onto the normal plane of g_r:
+
+    d = -g_f,  then  d <- d - (d . g_r / |g_r|^2) g_r
+
+Its step, -lr * d for SGD, raises the forget loss while leaving the retain loss unchanged to
+first order. With
+`projection="conflict"` the projection is applied only when d . g_r < 0 (PCGrad's rule, Yu et
+al. 2020); the paper projects always. One pass over D_f, Adam.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from unlearn_cli.engine.device import seed_everything
+from unlearn_cli.engine.train import make_loader, to_device
+from unlearn_cli.errors import UsageError
+from unlearn_cli.methods import default_lr, scoped_parameters
+
+
+@dataclass
+class SurgeryConfig:
+    lr: float = 5e-4  # paper, Appendix A.1: 5e-4 on MNIST, 1e-5 on CelebA (see default_lr)
+    batch_size: int = 128  # paper: the batch size of the original training
+    epochs: int = 1  # paper: "one-shot", a single pass over D_f
+    params: str = "decoder"  # see README "Which parameters": the encoder absorbs the ascent
+    projection: str = "always"  # paper: always; "conflict" projects only when d . g_r < 0
+    optimizer: str = "adam"  # paper: Adam; "sgd" makes a step exactly -lr * d (used in tests)
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not self.lr > 0:
+            raise UsageError(f"--lr must be positive, got {self.lr}")
+        if self.batch_size < 1 or self.epochs < 1:
+            raise UsageError("--batch-size and --epochs must be at least 1")
+        if self.params not in ("all", "decoder"):
+            raise UsageError(f"--params {self.params!r}: use all or decoder")
+        if self.projection not in ("always", "conflict"):
+            raise UsageError(f"--projection {self.projection!r}: use always or conflict")
+        if self.optimizer not in ("adam", "sgd"):
+            raise UsageError(f"--optimizer {self.optimizer!r}: use adam or sgd")
+
+
+def flat_grad(loss: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:
+    return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])  # (P,)
+
+
+def project(d: torch.Tensor, g_r: torch.Tensor, projection: str = "always") -> torch.Tensor:
+    """`d` without its component along `g_r` (always, or only when they conflict)."""
+    dot = torch.dot(d, g_r)
+    if projection == "conflict" and dot >= 0:
+        return d
+    return d - dot / g_r.pow(2).sum().clamp_min(1e-30) * g_r
+
+
+def set_grad(params: list[nn.Parameter], flat: torch.Tensor) -> None:
+    """Write a flat (P,) vector into the parameters' .grad, for the optimizer to apply."""
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset : offset + n].view_as(p).clone()
+        offset += n
+
+
+def surgery_step(model, params, x_f, x_r, projection: str) -> tuple[torch.Tensor, ...]:
+    """Hand the optimizer d, the projected negated forget gradient; return (d, g_r, losses)."""
+    loss_f = model.loss(x_f)
+    g_f = flat_grad(loss_f, params)
+    loss_r = model.loss(x_r)
+    g_r = flat_grad(loss_r, params)
+    d = project(-g_f, g_r, projection)  # d . g_r = 0 (or >= 0 with "conflict")
+    set_grad(params, d)  # the optimizer steps along -d: up the forget loss
+    return d, g_r, loss_f.detach(), loss_r.detach()
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=lr) if name == "adam" else torch.optim.SGD(params, lr=lr)
+
+
+class Surgery:
+    name = "surgery"
+    title = "OURS (surgery)"
+
+    def default_config(self, ckpt) -> SurgeryConfig:
+        return SurgeryConfig(lr=default_lr(ckpt), batch_size=ckpt.training.get("batch_size", 128))
+
+    def unlearn(self, ckpt, forget, retain, cfg: SurgeryConfig, device, progress) -> nn.Module:
+        generator = seed_everything(cfg.seed)
+        model = copy.deepcopy(ckpt.model).to(device).train()
+        params = scoped_parameters(model, cfg.params)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in params:
+            p.requires_grad_(True)
+        opt = make_optimizer(cfg.optimizer, params, cfg.lr)
+        forget_batches = make_loader(forget, cfg.batch_size, device, True, generator)
+        retain_batches = itertools.cycle(make_loader(retain, cfg.batch_size, device, True, generator))
+        for epoch in range(cfg.epochs):
+            progress.start(f"surgery pass {epoch + 1}/{cfg.epochs}", len(forget_batches))
+            for batch in forget_batches:
+                x_f, _, _ = to_device(batch, device)
+                x_r, _, _ = to_device(next(retain_batches), device)
+                _, _, loss_f, loss_r = surgery_step(model, params, x_f, x_r, cfg.projection)
+                opt.step()
+                progress.advance(1, f"forget loss {loss_f:.1f}  retain loss {loss_r:.1f}")
+            progress.done()
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model.eval()
