@@ -60,7 +60,7 @@ class DatasetSpec:
         if self.attribute:
             what += f" attribute {self.attribute}"
         if self.limit:
-            what += f" (first {self.limit})"
+            what += f", first {self.limit}"
         return f"{self.name}{what} ({where})"
 
     def to_dict(self) -> dict:

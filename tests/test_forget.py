@@ -1,0 +1,181 @@
+"""Unlearning methods and the forget engine on tiny CPU models."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from unlearn_cli.data.images import split_by_ids
+from unlearn_cli.data.requests import Request, training_set
+from unlearn_cli.engine.checkpoint import load_checkpoint
+from unlearn_cli.engine.device import seed_everything
+from unlearn_cli.engine.forget import plan_forget, run_forget
+from unlearn_cli.errors import DataError, UsageError
+from unlearn_cli.methods import configure, get_method, scoped_parameters
+from unlearn_cli.methods.surgery import project, surgery_step
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def vae(tiny_vae):
+    return load_checkpoint(tiny_vae, "vae")
+
+
+@pytest.fixture
+def split(vae):
+    data = training_set(vae.dataset)
+    return split_by_ids(data, data.ids[data.labels == 1])
+
+
+def mean_loss(model, data, seed: int = 123) -> float:
+    """Mean negative ELBO with fixed reparameterisation noise, so two models compare fairly."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        return model.negative_elbo(data.images.float() / 255).mean().item()
+
+
+def test_projection_matches_the_formula_in_float64():
+    g = torch.Generator().manual_seed(0)
+    d, g_r = torch.randn(1000, generator=g), torch.randn(1000, generator=g)
+    a, b = d.double().numpy(), g_r.double().numpy()
+    naive = a - (a @ b) / (b @ b) * b
+    np.testing.assert_allclose(project(d, g_r).numpy(), naive, rtol=1e-4, atol=1e-5)
+    assert abs(torch.dot(project(d, g_r), g_r).item()) < 1e-3
+
+
+def test_conflict_projection_leaves_agreeing_directions_alone():
+    g_r = torch.tensor([1.0, 0.0])
+    agreeing, conflicting = torch.tensor([1.0, 1.0]), torch.tensor([-1.0, 1.0])
+    assert torch.equal(project(agreeing, g_r, "conflict"), agreeing)
+    assert torch.allclose(project(conflicting, g_r, "conflict"), torch.tensor([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("scope", ["decoder", "all"])
+def test_sgd_surgery_step_is_orthogonal_to_the_retain_gradient(vae, split, scope):
+    forget, retain = split
+    model = vae.model.train()
+    params = scoped_parameters(model, scope)
+    before = torch.cat([p.detach().reshape(-1).clone() for p in params])
+    opt = torch.optim.SGD(params, lr=1e-3)
+    torch.manual_seed(0)
+    x_f, x_r = forget.images[:32].float() / 255, retain.images[:32].float() / 255
+    d, g_r, _, _ = surgery_step(model, params, x_f, x_r, "always")
+    opt.step()
+    step = torch.cat([p.detach().reshape(-1) for p in params]) - before
+    assert torch.allclose(step, -1e-3 * d, atol=1e-7)
+    cosine = torch.dot(step.double(), g_r.double()) / (step.norm() * g_r.norm())
+    assert abs(cosine.item()) < 1e-5
+    assert step.norm() > 0
+
+
+def run_method(vae, name, forget, retain, **overrides):
+    method = get_method(name)
+    cfg = configure(method, vae, overrides)
+    return method.unlearn(vae, forget, retain, cfg, CPU, _NoProgress())
+
+
+class _NoProgress:
+    def start(self, *a): ...
+    def advance(self, *a, **k): ...
+    def done(self, *a): ...
+    def log(self, *a): ...
+
+
+def test_surgery_raises_forget_loss_and_spares_retain_loss_more_than_ascent(vae, split):
+    forget, retain = split
+    before_f, before_r = mean_loss(vae.model, forget), mean_loss(vae.model, retain)
+    surgery = run_method(vae, "surgery", forget, retain, lr=5e-3, batch_size=16)
+    ascent = run_method(vae, "ascent", forget, retain, lr=5e-3, batch_size=16)
+    assert mean_loss(surgery, forget) > before_f + 5
+    assert mean_loss(ascent, forget) > before_f + 5
+    surgery_cost = abs(mean_loss(surgery, retain) - before_r)
+    ascent_cost = abs(mean_loss(ascent, retain) - before_r)
+    assert surgery_cost < 0.5 * ascent_cost
+
+
+def test_methods_leave_the_input_model_and_scope_untouched(vae, split):
+    forget, retain = split
+    original = {k: v.clone() for k, v in vae.model.state_dict().items()}
+    model = run_method(vae, "surgery", forget, retain, params="decoder")
+    for k, v in vae.model.state_dict().items():
+        assert torch.equal(v, original[k]), k
+    for k, v in model.encoder.state_dict().items():
+        assert torch.equal(v, original["encoder." + k]), k
+    assert any(not torch.equal(v, original["decoder." + k])
+               for k, v in model.decoder.state_dict().items())
+
+
+def test_retrain_never_sees_a_forgotten_identity(vae, split, monkeypatch):
+    import unlearn_cli.engine.train as train_module
+
+    forget, retain = split
+    seen = []
+    real = train_module.to_device
+
+    def spy(batch, device):
+        seen.append(batch[2].clone())
+        return real(batch, device)
+
+    monkeypatch.setattr(train_module, "to_device", spy)
+    run_method(vae, "retrain", forget, retain, epochs=2)
+    seen_ids = torch.cat(seen)
+    assert not torch.isin(seen_ids, forget.ids).any()
+    assert set(seen_ids.tolist()) == set(retain.ids.tolist())
+
+
+def test_same_seed_same_result(vae, split):
+    forget, retain = split
+    a = run_method(vae, "surgery", forget, retain, seed=3)
+    b = run_method(vae, "surgery", forget, retain, seed=3)
+    for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), k
+
+
+def test_plan_skips_requests_already_in_the_lineage(vae):
+    req = Request("r1", "class", (1,))
+    plan = plan_forget(vae, [req])
+    assert plan.selected == {"r1": int((training_set(vae.dataset).labels == 1).sum())}
+    method = get_method("surgery")
+    child = run_forget(vae, plan, method, configure(method, vae, {}), CPU)
+    entry = child.lineage[-1]
+    assert entry["requests"] == [{"id": "r1", "class": [1]}]
+    assert entry["forgotten_count"] == plan.selected["r1"]
+    assert entry["parent_sha256"] == vae.sha256
+    again = plan_forget(child, [req, Request("r2", "class", (3,))])
+    assert [r.id for r in again.skipped] == ["r1"] and [r.id for r in again.new] == ["r2"]
+    # D_r excludes what was forgotten before as well as what is forgotten now
+    assert not torch.isin(again.retain.ids, plan.forget_ids).any()
+
+
+@pytest.mark.parametrize(
+    "request_, message",
+    [
+        (Request("r", "class", (5,)), "not one the model was trained on"),
+        (Request("r", "attribute", ("Male",)), "has no attributes"),
+        (Request("r", "indices", (59999,)), "not a sample of this model's training set"),
+        (Request("r", "files", ("000001.jpg",)), "file names select CelebA"),
+        (Request("r", "class", (1, 3, 8)), "nothing would be left to retain"),
+    ],
+)
+def test_plan_rejects_bad_selections(vae, request_, message):
+    with pytest.raises(DataError, match=message):
+        plan_forget(vae, [request_])
+
+
+def test_configure_rejects_options_of_other_methods(vae):
+    with pytest.raises(UsageError, match="--projection does not apply to --method ascent"):
+        configure(get_method("ascent"), vae, {"projection": "always"})
+    with pytest.raises(UsageError, match="unknown method 'surgry'.*surgery"):
+        get_method("surgry")
+    with pytest.raises(UsageError, match="--params"):
+        configure(get_method("surgery"), vae, {"params": "encoder"})
+    assert dataclasses.asdict(configure(get_method("surgery"), vae, {}))["lr"] == 5e-4
+
+
+def test_seed_everything_returns_a_repeatable_generator():
+    assert torch.equal(torch.randperm(10, generator=seed_everything(1)),
+                       torch.randperm(10, generator=seed_everything(1)))
