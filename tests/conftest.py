@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # tiny models: thread overhead outweighs parallelism
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -107,7 +107,6 @@ def train(
         latent_dim=latent_dim, seed=seed, device=device, out=str(out_path) if out_path else None,
         exclude=str(exclude) if exclude else None, limit=limit,
     ))
-    from unlearn_cli.engine.checkpoint import check_writable
     from unlearn_cli.errors import UsageError
 
     kind = s.get("model", "vae")
@@ -124,18 +123,21 @@ def train(
     if s.get("exclude") and kind == "judge":
         raise UsageError("--exclude builds a retrain reference VAE; a judge must see every class")
 
+    classes = _classes(s.get("classes"))
+
     import torch  # noqa: F401  (heavy imports only once the arguments are known to be sane)
 
     from unlearn_cli.cli.progress import RichProgress
     from unlearn_cli.data.requests import load_manifest, resolve_all, training_set
     from unlearn_cli.data.spec import DatasetSpec, load_split
-    from unlearn_cli.engine.checkpoint import save_checkpoint
+    from unlearn_cli.engine.checkpoint import check_writable, save_checkpoint
     from unlearn_cli.engine.device import resolve_device
     from unlearn_cli.engine.train import TrainConfig, train_judge, train_vae
     from unlearn_cli.models import JudgeConfig, VAEConfig
 
     requests = load_manifest(s["exclude"]) if s.get("exclude") else []
-    spec = DatasetSpec(name=name, root=s.get("data_dir"), classes=_classes(s.get("classes")),
+    root = str(Path(s["data_dir"]).expanduser().resolve()) if s.get("data_dir") else None
+    spec = DatasetSpec(name=name, root=root, classes=classes,
                        attribute=s.get("attribute"),
                        exclude=tuple(r.to_dict() for r in requests), limit=s.get("limit"))
     cfg = TrainConfig(epochs=s.get("epochs", 20 if kind == "vae" else 3),

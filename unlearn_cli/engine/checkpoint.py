@@ -86,6 +86,8 @@ def check_writable(path: str | Path) -> Path:
     """Fail now, before any work, if `path` cannot be written."""
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise OutputError(f"cannot write {path}: {parent} is a file, not a directory")
     if not parent.is_dir():
         raise OutputError(f"cannot write {path}: directory {parent} does not exist; create it first")
     if not os.access(parent, os.W_OK):
@@ -160,6 +162,9 @@ def load_checkpoint(
 
     path = Path(path)
     meta = read_metadata(path)
+    absent = [k for k in ("kind", "model_config", "dataset") if k not in meta]
+    if absent:
+        raise CheckpointError(f"{path}: incomplete metadata, no {', '.join(absent)}")
     if meta["kind"] not in KINDS:
         raise CheckpointError(f"{path}: unknown checkpoint kind {meta['kind']!r}")
     if kind is not None and meta["kind"] != kind:
