@@ -82,6 +82,7 @@ def run_forget(ckpt: Checkpoint, plan: Plan, method, cfg, device: torch.device,
         "retain_count": len(plan.retain),
         "method": method.name,
         "hyperparameters": dataclasses.asdict(cfg),
+        "stats": getattr(method, "stats", {}),  # e.g. fu's threshold and shifted fraction
         "seed": cfg.seed,
         "wall_seconds": round(seconds, 3),
         "device": device.type,
