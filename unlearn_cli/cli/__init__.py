@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from unlearn_cli import __version__
+from unlearn_cli.cli.compare import compare
 from unlearn_cli.cli.evaluate import evaluate
 from unlearn_cli.cli.forget import forget
 from unlearn_cli.cli.train import train
@@ -23,20 +24,7 @@ app = typer.Typer(
 app.command(no_args_is_help=False)(train)
 app.command()(forget)
 app.command()(evaluate)
-
-
-def _not_yet(name: str):
-    def command() -> None:
-        from unlearn_cli.cli.output import fail
-
-        raise fail(f"`unlearn {name}` is not implemented yet", 1)
-
-    command.__doc__ = f"(not implemented yet) {name}"
-    return command
-
-
-for _name in ("compare",):
-    app.command(_name)(_not_yet(_name))
+app.command()(compare)
 
 
 def _version(value: bool) -> None:

@@ -64,6 +64,12 @@ def handle_errors(fn):
     return wrapper
 
 
+def print_table(table: Table) -> None:
+    """Tables fit the terminal; piped into a file or a CI log they get room for every column."""
+    console = out if out.is_terminal else Console(soft_wrap=True, width=160)
+    console.print(table)
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()

@@ -28,7 +28,7 @@ tests/test_fu.py checks that the two agree.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -209,7 +209,3 @@ class FeatureUnlearning:
         for p in student.parameters():
             p.requires_grad_(True)
         return student.eval()
-
-    @staticmethod
-    def hyperparameters(cfg: FUConfig) -> dict:
-        return asdict(cfg)
