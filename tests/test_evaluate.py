@@ -1,0 +1,458 @@
+"""`unlearn evaluate` and the engine behind it: the result's shape, what the lineage implies,
+gates and their exit code, judges that do not fit, grids."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import parse_json
+
+from unlearn_cli.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from unlearn_cli.engine.evaluate import evaluate, gates, parse_target
+from unlearn_cli.errors import EXIT_GATE, EXIT_USAGE, UsageError
+
+SAMPLES = "200"
+
+
+def variant(path, dest, **changes):
+    """A copy of the checkpoint at `path` with some metadata changed, saved to `dest`."""
+    ckpt = load_checkpoint(path)
+    for key, value in changes.items():
+        setattr(ckpt, key, value)
+    return save_checkpoint(ckpt, dest)
+
+
+def forget_entry(requests: list[dict], method: str = "surgery", seconds: float = 1.5) -> dict:
+    return {
+        "operation": "forget",
+        "requests": requests,
+        "forgotten_count": 0,
+        "forgotten_sha256": "",
+        "method": method,
+        "hyperparameters": {},
+        "seed": 0,
+        "wall_seconds": seconds,
+        "device": "cpu",
+        "parent_sha256": "",
+        "tool_version": "test",
+        "created": "2026-01-01T00:00:00+00:00",
+    }
+
+
+@pytest.fixture(scope="module")
+def forgotten_ids(tiny_spec) -> list[int]:
+    """Identities of ten training samples of the tiny VAE."""
+    from unlearn_cli.data.spec import load_split
+
+    return load_split(tiny_spec).ids[:10].tolist()
+
+
+def stderr_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+# The engine
+
+
+def test_result_has_the_documented_structure(tiny_vae, tiny_judge):
+    vae, judge = load_checkpoint(tiny_vae), load_checkpoint(tiny_judge)
+    r = evaluate(vae, judge, target="class:1", samples=200, batch_size=64)
+    top = ["model", "dataset", "target", "samples", "seed", "privacy", "utility", "cost"]
+    assert list(r) == [*top, "judge"]
+    assert list(r["privacy"]) == ["fratio", "mia_auc", "mia_auc_reference"]
+    assert list(r["utility"]) == ["is", "fid", "retain_elbo", "forget_elbo"]
+    assert list(r["cost"]) == ["seconds", "operation", "device"]
+    assert r["model"] == str(tiny_vae) and r["target"] == "class:1"
+    assert (r["samples"], r["seed"]) == (200, 0)
+    assert 0.0 <= r["privacy"]["fratio"] <= 1.0
+    assert r["privacy"]["mia_auc"] is None and r["privacy"]["mia_auc_reference"] is None
+    assert 1.0 <= r["utility"]["is"] <= 3.0  # at most the judge's number of classes
+    assert r["utility"]["fid"] >= 0.0
+    assert r["utility"]["retain_elbo"] > 0 and r["utility"]["forget_elbo"] > 0
+    assert r["cost"] == {"seconds": vae.train_seconds, "operation": "train", "device": "cpu"}
+    assert r["judge"] == {"path": str(tiny_judge), "test_accuracy": judge.metrics["test_accuracy"]}
+    json.dumps(r)  # JSON-ready as it is
+
+
+def test_same_seed_same_numbers(tiny_vae, tiny_judge):
+    vae, judge = load_checkpoint(tiny_vae), load_checkpoint(tiny_judge)
+    a = evaluate(vae, judge, target="class:1", samples=200, seed=3, batch_size=64)
+    b = evaluate(vae, judge, target="class:1", samples=200, seed=3, batch_size=64)
+    c = evaluate(vae, judge, target="class:1", samples=200, seed=4, batch_size=64)
+    assert a == b
+    assert a["utility"]["fid"] != c["utility"]["fid"]
+    assert a["utility"]["retain_elbo"] != c["utility"]["retain_elbo"]
+
+
+def test_without_judge_only_what_needs_none(tiny_vae):
+    r = evaluate(load_checkpoint(tiny_vae), None, target="class:3", samples=50)
+    assert r["judge"] is None and r["target"] == "class:3"
+    assert r["privacy"]["fratio"] is None and r["utility"]["is"] is None
+    assert r["utility"]["fid"] is None and r["utility"]["forget_elbo"] > 0
+
+
+def test_lineage_names_the_target_and_the_cost(tiny_vae, tmp_path):
+    path = variant(
+        tiny_vae,
+        tmp_path / "forgot1.safetensors",
+        lineage=[forget_entry([{"id": "r1", "class": [1]}], seconds=2.25)],
+    )
+    r = evaluate(load_checkpoint(path), None, samples=50)
+    assert r["target"] == "class:1"
+    assert r["cost"] == {"seconds": 2.25, "operation": "forget:surgery", "device": "cpu"}
+    assert r["utility"]["forget_elbo"] is not None
+    overridden = evaluate(load_checkpoint(path), None, target="class:3", samples=50)
+    assert overridden["target"] == "class:3"
+
+
+def test_several_forget_operations_add_up(tiny_vae, tmp_path):
+    lineage = [
+        forget_entry([{"id": "a", "class": [1]}], seconds=1.0),
+        forget_entry([{"id": "b", "class": [8]}], seconds=2.0),
+    ]
+    r = evaluate(
+        load_checkpoint(variant(tiny_vae, tmp_path / "v.safetensors", lineage=lineage)),
+        None,
+        samples=50,
+    )
+    assert r["target"] == "class:1,8"
+    assert r["cost"]["seconds"] == 3.0
+
+
+def test_fratio_counts_every_forgotten_class(tiny_vae, tiny_judge):
+    vae, judge = load_checkpoint(tiny_vae), load_checkpoint(tiny_judge)
+    one = evaluate(vae, judge, target="class:1", samples=100)["privacy"]["fratio"]
+    eight = evaluate(vae, judge, target="class:8", samples=100)["privacy"]["fratio"]
+    both = evaluate(vae, judge, target="class:1,8", samples=100)["privacy"]["fratio"]
+    assert both == pytest.approx(one + eight)
+
+
+def test_sample_forgetting_scores_membership_inference(
+    tiny_vae, tiny_judge, forgotten_ids, tmp_path
+):
+    requests = [{"id": "r1", "indices": forgotten_ids}]
+    forgot = variant(tiny_vae, tmp_path / "forgot.safetensors", lineage=[forget_entry(requests)])
+    spec = load_checkpoint(tiny_vae).dataset
+    retrained = variant(
+        tiny_vae,
+        tmp_path / "retrained.safetensors",
+        dataset=dataclasses.replace(spec, exclude=tuple(requests)),
+    )
+    r = evaluate(
+        load_checkpoint(forgot),
+        load_checkpoint(tiny_judge),
+        samples=50,
+        reference=load_checkpoint(retrained),
+    )
+    assert r["target"] == "samples"
+    assert r["privacy"]["fratio"] is None  # no classifier can tell individual samples
+    assert 0.0 <= r["privacy"]["mia_auc"] <= 1.0
+    # same weights, same seed, same members and non-members: the same AUC
+    assert r["privacy"]["mia_auc_reference"] == r["privacy"]["mia_auc"]
+    assert r["utility"]["is"] is not None
+    ref = evaluate(load_checkpoint(retrained), None, samples=50)
+    assert ref["target"] == "samples" and ref["cost"]["operation"] == "retrain"
+
+
+def test_a_lineage_entry_of_another_operation_costs_nothing(tiny_vae, forgotten_ids, tmp_path):
+    """`unlearn compare` names the samples an original model should forget in a "reference"
+    entry: they become the MIA members, and the cost stays the training's."""
+    entry = {"operation": "reference", "requests": [{"id": "r", "indices": forgotten_ids}]}
+    path = variant(tiny_vae, tmp_path / "before.safetensors", lineage=[entry])
+    r = evaluate(load_checkpoint(path), None, samples=10)
+    assert r["target"] == "samples" and r["privacy"]["mia_auc"] is not None
+    assert r["cost"]["operation"] == "train" and r["cost"]["seconds"] > 0
+
+
+def test_membership_inference_sees_memorised_samples(tmp_path):
+    """A VAE trained on a handful of samples for many epochs remembers them: AUC near 1."""
+    from unlearn_cli.data.spec import DatasetSpec, load_split
+    from unlearn_cli.engine.train import TrainConfig, train_vae
+    from unlearn_cli.models import VAEConfig
+
+    spec = DatasetSpec(name="mnist", classes=(1, 3, 8), limit=300)
+    data = load_split(spec)
+    few = data.subset(torch.arange(10))
+    cfg = VAEConfig(arch="mlp", channels=1, image_size=28, hidden=(128,), latent_dim=4)
+    ckpt = train_vae(
+        spec, cfg, TrainConfig(epochs=400, batch_size=10, seed=0), torch.device("cpu"), data=few
+    )
+    ckpt.lineage = [forget_entry([{"id": "r", "indices": few.ids.tolist()}])]
+    r = evaluate(
+        load_checkpoint(save_checkpoint(ckpt, tmp_path / "m.safetensors")), None, samples=10
+    )
+    assert r["privacy"]["mia_auc"] > 0.9
+
+
+def test_retrain_reference_reads_its_exclusions(tiny_vae, tmp_path):
+    spec = load_checkpoint(tiny_vae).dataset
+    path = variant(
+        tiny_vae,
+        tmp_path / "retrain.safetensors",
+        dataset=dataclasses.replace(spec, exclude=({"id": "r1", "class": [1]},)),
+    )
+    r = evaluate(load_checkpoint(path), None, samples=50)
+    assert r["target"] == "class:1" and r["cost"]["operation"] == "retrain"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("class:1", "class:1"),
+        ("class:8,1", "class:1,8"),
+        ("attr:Male", "attr:Male"),
+        ("samples", "samples"),
+    ],
+)
+def test_parse_target(text, expected):
+    assert str(parse_target(text)) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["", "class", "class:", "class:one", "digit:1", "attr:", "samples:3"]
+)
+def test_parse_target_rejects(text):
+    with pytest.raises(UsageError, match="class:DIGIT"):
+        parse_target(text)
+
+
+def test_target_must_fit_the_model(tiny_vae):
+    vae = load_checkpoint(tiny_vae)
+    for target, message in [
+        ("class:2", "never learned digit 2"),
+        ("attr:Male", "no attributes"),
+        ("class:1,3,8", "nothing|no class"),
+        ("samples", "no forgotten"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            evaluate(vae, None, target=target, samples=10)
+
+
+def test_gates():
+    result = {
+        "privacy": {"fratio": 0.2, "mia_auc": None, "mia_auc_reference": None},
+        "utility": {"is": 1.8, "fid": 3.0, "retain_elbo": 90.0, "forget_elbo": 120.0},
+    }
+    assert gates(result) == []
+    assert gates(result, max_fratio=0.2, max_fid=3.0, min_is=1.8) == []  # limits are inclusive
+    failed = gates(result, max_fratio=0.1, max_fid=5.0, min_is=2.0)
+    assert failed == ["--max-fratio 0.1: fratio is 0.2", "--min-is 2: IS is 1.8"]
+    assert gates(result, max_mia_auc=0.6) == [
+        "--max-mia-auc 0.6: MIA AUC was not measured (it needs forgotten individual samples)"
+    ]
+
+
+# The command
+
+
+def run(cli, model, *flags, judge=None, samples=200):
+    """`unlearn evaluate MODEL --samples N --device cpu FLAGS... [--judge JUDGE]`."""
+    judged = ("--judge", judge) if judge is not None else ()
+    return cli("evaluate", model, "--samples", samples, "--device", "cpu", *flags, *judged)
+
+
+def test_json_is_the_only_output(cli, tiny_vae, tiny_judge):
+    data = parse_json(run(cli, tiny_vae, "--target", "class:1", "--json", judge=tiny_judge))
+    assert data["target"] == "class:1" and data["samples"] == 200
+    assert set(data) >= {"privacy", "utility", "cost", "judge"}
+
+
+def test_table_groups_privacy_utility_cost(cli, tiny_vae, tiny_judge):
+    r = run(cli, tiny_vae, "--target", "class:1", judge=tiny_judge)
+    assert r.exit_code == 0, r.stderr
+    for word in ("PRIVACY", "UTILITY", "COST", "fratio", "FID", "IS", "ELBO"):
+        assert word in r.stdout
+    assert r.stdout.index("PRIVACY") < r.stdout.index("UTILITY") < r.stdout.index("COST")
+
+
+def test_failed_gates_exit_3_after_printing(cli, tiny_vae, tiny_judge):
+    assert EXIT_GATE == 3
+    gated = ("--max-fid", "-1", "--min-is", "1000", "--max-fratio", "1")
+    r = run(cli, tiny_vae, "--target", "class:1", "--json", *gated, judge=tiny_judge)
+    assert r.exit_code == EXIT_GATE
+    assert json.loads(r.stdout)["target"] == "class:1"  # the JSON still printed
+    failed = [line for line in stderr_lines(r) if line.startswith("gate failed:")]
+    assert len(failed) == 2  # one line per failed gate, in table order
+    assert "--min-is 1000: IS is" in failed[0] and "--max-fid -1: FID is" in failed[1]
+
+
+def test_passing_gates_exit_0(cli, tiny_vae, tiny_judge):
+    gated = ("--max-fratio", "1", "--min-is", "1", "--max-fid", "1e9")
+    parse_json(run(cli, tiny_vae, "--target", "class:1", "--json", *gated, judge=tiny_judge))
+
+
+def test_gate_on_an_unmeasured_metric_fails(cli, tiny_vae):
+    r = run(cli, tiny_vae, "--json", "--max-mia-auc", "0.6", samples=10)
+    assert r.exit_code == EXIT_GATE
+    assert "not measured" in r.stderr
+    r = run(cli, tiny_vae, "--max-fratio", "0.1", samples=10)
+    assert r.exit_code == EXIT_USAGE and "needs --judge" in r.stderr
+
+
+def test_without_judge_says_what_is_missing(cli, tiny_vae):
+    r = run(cli, tiny_vae, "--json", samples=10)
+    data = parse_json(r)
+    assert data["privacy"]["fratio"] is None and data["utility"]["fid"] is None
+    assert "need --judge" in r.stderr
+    assert "unlearn train --model judge --classes 1,3,8" in r.stderr
+
+
+def test_weak_judge_warns_loudly(cli, tiny_vae, tiny_judge, tmp_path):
+    assert load_checkpoint(tiny_judge).metrics["test_accuracy"] < 0.95
+    weak = run(cli, tiny_vae, "--target", "class:1", "--json", judge=tiny_judge, samples=20)
+    assert "WARNING" in weak.stderr and "below 95%" in weak.stderr
+    good = variant(tiny_judge, tmp_path / "good.safetensors", metrics={"test_accuracy": 0.99})
+    r = run(cli, tiny_vae, "--target", "class:1", "--json", judge=good, samples=20)
+    assert parse_json(r)["judge"]["test_accuracy"] == 0.99
+    assert "WARNING" not in r.stderr
+
+
+def test_judge_of_other_classes_is_exit_2(cli, tiny_vae, tmp_path):
+    from unlearn_cli.data.spec import DatasetSpec
+    from unlearn_cli.models import JudgeConfig, build_judge
+
+    cfg = JudgeConfig(arch="allcnn", channels=1, image_size=28, num_classes=2, width=8)
+    spec = DatasetSpec(name="mnist", classes=(1, 3))
+    judge = Checkpoint("judge", build_judge(cfg), cfg.to_dict(), spec, training={})
+    path = save_checkpoint(judge, tmp_path / "judge13.safetensors")
+    r = run(cli, tiny_vae, judge=path, samples=10)
+    assert r.exit_code == EXIT_USAGE
+    assert len(stderr_lines(r)) == 1 and "digits 1,3 apart" in r.stderr
+    assert "--classes 1,3,8" in r.stderr and r.stdout == ""
+
+
+def test_vae_as_judge_is_exit_2(cli, tiny_vae):
+    r = run(cli, tiny_vae, judge=tiny_vae, samples=10)
+    assert r.exit_code == EXIT_USAGE and len(stderr_lines(r)) == 1
+    assert "judge" in r.stderr
+
+
+def test_bad_target_is_exit_2_with_a_hint(cli, tiny_vae):
+    r = run(cli, tiny_vae, "--target", "clas:1")
+    assert r.exit_code == EXIT_USAGE and len(stderr_lines(r)) == 1
+    assert "class:DIGIT" in r.stderr
+
+
+def test_grid_png(cli, tiny_vae, tmp_path):
+    from PIL import Image
+
+    grid, pair = tmp_path / "grid.png", tmp_path / "pair.png"
+    parse_json(run(cli, tiny_vae, "--json", "--grid", grid, samples=10))
+    side = 8 * 28 + 9 * 2  # 8 images of 28 pixels, 2 pixels of padding around each
+    with Image.open(grid) as img:
+        assert img.size == (side, side) and img.mode == "L"
+        single = torch.from_numpy(np.asarray(img).copy())
+    parse_json(run(cli, tiny_vae, "--json", "--grid", pair, "--compare-grid", tiny_vae, samples=10))
+    with Image.open(pair) as img:
+        assert img.size == (2 * side + 16, side)
+        pixels = torch.from_numpy(np.asarray(img).copy())
+    # the same model before and after: both halves are the grid above, from the same latents
+    assert torch.equal(pixels[:, :side], single)
+    assert torch.equal(pixels[:, side + 16 :], single)
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically, nothing left behind
+
+
+def test_compare_grid_needs_grid(cli, tiny_vae):
+    r = run(cli, tiny_vae, "--compare-grid", tiny_vae)
+    assert r.exit_code == EXIT_USAGE and "--grid" in r.stderr
+
+
+def test_data_dir_overrides_where_the_data_lives(cli, tiny_vae, tmp_path):
+    from unlearn_cli.data.mnist import copy_embedded_to
+
+    copy_embedded_to(tmp_path / "mnist")
+    embedded = parse_json(run(cli, tiny_vae, "--json", samples=10))
+    copied = parse_json(run(cli, tiny_vae, "--json", "--data-dir", tmp_path / "mnist", samples=10))
+    assert copied["utility"] == embedded["utility"]
+    r = run(cli, tiny_vae, "--data-dir", tmp_path / "nowhere", samples=10)
+    assert r.exit_code == EXIT_USAGE and "--data-dir" in r.stderr
+
+
+# CelebA: an attribute target and its judge
+
+
+@pytest.fixture(scope="module")
+def celeba(tmp_path_factory):
+    """A generated CelebA of 64 images, an untrained tiny conv VAE that forgot `Male`, and
+    untrained ResNet18 judges of `Male` and of `Smiling`."""
+    from celeba_fixture import make_celeba
+
+    from unlearn_cli.data.spec import DatasetSpec
+    from unlearn_cli.models import VAE, JudgeConfig, VAEConfig, build_judge
+
+    tmp = tmp_path_factory.mktemp("celeba")
+    root = str(make_celeba(tmp / "data", n=64))
+    torch.manual_seed(0)
+    vcfg = VAEConfig(arch="conv", channels=3, image_size=64, hidden=(4, 8), latent_dim=4)
+    vae = Checkpoint(
+        kind="vae",
+        model=VAE.from_config(vcfg),
+        model_config=vcfg.to_dict(),
+        dataset=DatasetSpec(name="celeba", root=root),
+        training={"device": "cpu"},
+        lineage=[forget_entry([{"id": "r", "attribute": ["Male"]}])],
+    )
+    paths = {"root": root, "vae": save_checkpoint(vae, tmp / "vae.safetensors")}
+    for attribute in ("Male", "Smiling"):
+        jcfg = JudgeConfig.from_name("celeba")
+        judge = Checkpoint(
+            kind="judge",
+            model=build_judge(jcfg),
+            model_config=jcfg.to_dict(),
+            dataset=DatasetSpec(name="celeba", root=root, attribute=attribute),
+            training={},
+            metrics={"test_accuracy": 0.99},
+        )
+        paths[attribute] = save_checkpoint(judge, tmp / f"judge-{attribute}.safetensors")
+    return paths
+
+
+def test_celeba_attribute_target(celeba):
+    r = evaluate(
+        load_checkpoint(celeba["vae"]), load_checkpoint(celeba["Male"]), samples=8, batch_size=8
+    )
+    assert r["target"] == "attr:Male"
+    assert 0.0 <= r["privacy"]["fratio"] <= 1.0 and r["utility"]["fid"] >= 0.0
+    assert r["cost"]["operation"] == "forget:surgery"
+
+
+def test_celeba_judge_of_another_attribute_is_exit_2(cli, celeba):
+    r = cli("evaluate", celeba["vae"], "--judge", celeba["Smiling"], "--samples", "8")
+    assert r.exit_code == EXIT_USAGE and len(stderr_lines(r)) == 1
+    assert "classifies Smiling" in r.stderr and "attr:Male" in r.stderr
+
+
+def test_celeba_class_target_is_exit_2(cli, celeba):
+    r = cli("evaluate", celeba["vae"], "--target", "class:1", "--samples", "8")
+    assert r.exit_code == EXIT_USAGE and "attr:NAME" in r.stderr
+
+
+def test_celeba_several_attributes_need_one_judge_each(celeba, tmp_path):
+    lineage = [
+        forget_entry([{"id": "a", "attribute": ["Male"]}]),
+        forget_entry([{"id": "b", "attribute": ["Smiling"]}]),
+    ]
+    path = variant(celeba["vae"], tmp_path / "two.safetensors", lineage=lineage)
+    r = evaluate(load_checkpoint(path), None, samples=4, batch_size=8)
+    assert r["target"] == "attr:Male,Smiling" and r["utility"]["forget_elbo"] is not None
+    with pytest.raises(UsageError, match="one attribute"):
+        evaluate(load_checkpoint(path), load_checkpoint(celeba["Male"]), samples=4)
+
+
+def test_compare_grid_of_another_shape_is_exit_2(cli, tiny_vae, celeba, tmp_path):
+    r = run(cli, tiny_vae, "--grid", tmp_path / "g.png", "--compare-grid", celeba["vae"])
+    assert r.exit_code == EXIT_USAGE and "latent size or image shape" in r.stderr
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_celeba_forgotten_files_score_membership_inference(celeba, tmp_path):
+    from celeba_fixture import file_name
+
+    requests = [{"id": "f", "files": [file_name(0), file_name(3)]}]
+    path = variant(celeba["vae"], tmp_path / "files.safetensors", lineage=[forget_entry(requests)])
+    r = evaluate(load_checkpoint(path), None, samples=4, batch_size=8)
+    assert r["target"] == "samples" and 0.0 <= r["privacy"]["mia_auc"] <= 1.0

@@ -1,0 +1,215 @@
+"""`unlearn evaluate`: did the generator forget, what did it cost, and can CI gate on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from unlearn_cli.cli.output import (
+    DataDirOpt,
+    DeviceOpt,
+    JsonOpt,
+    err,
+    handle_errors,
+    out,
+    print_json,
+)
+
+
+def _option(help: str) -> typer.models.OptionInfo:
+    return typer.Option(help=help, show_default=False)
+
+
+ModelArg = Annotated[Path, typer.Argument(help="The generator (VAE checkpoint) to score.")]
+JudgeOpt = Annotated[
+    Path | None,
+    _option("Judge classifier (`unlearn train --model judge`); fratio, IS and FID need one."),
+]
+TargetOpt = Annotated[
+    str | None,
+    _option(
+        "What should be forgotten: class:DIGIT[,DIGIT], attr:NAME or samples. Default: what "
+        "the model's lineage says it forgot."
+    ),
+]
+ReferenceOpt = Annotated[
+    Path | None,
+    _option(
+        "The VAE retrained without the forgotten samples (`unlearn train --exclude`); its "
+        "membership-inference AUC is shown beside the model's."
+    ),
+]
+SamplesOpt = Annotated[
+    int, typer.Option(help="Images to generate for fratio, IS and FID (the paper's 10,000).")
+]
+SeedOpt = Annotated[
+    int, typer.Option(help="Seeds the samples and the ELBO noise: same seed, same numbers.")
+]
+BatchOpt = Annotated[int, typer.Option(help="Images per batch.")]
+GridOpt = Annotated[
+    Path | None,
+    _option(
+        "Write an 8x8 PNG grid of samples decoded from fixed latent vectors, so grids of "
+        "different models compare image by image."
+    ),
+]
+CompareGridOpt = Annotated[
+    Path | None,
+    _option("The model before forgetting: its grid goes left of this model's, in --grid."),
+]
+MaxFratioOpt = Annotated[float | None, _option("Gate: exit 3 when fratio is above this.")]
+MaxFidOpt = Annotated[float | None, _option("Gate: exit 3 when FID is above this.")]
+MaxMiaOpt = Annotated[float | None, _option("Gate: exit 3 when the MIA AUC is above this.")]
+MinIsOpt = Annotated[float | None, _option("Gate: exit 3 when IS is below this.")]
+
+
+def _judge_hint(spec) -> str:
+    """The command that trains a judge for models of this dataset."""
+    if spec.name == "mnist":
+        classes = f" --classes {','.join(map(str, spec.classes))}" if spec.classes else ""
+        return f"unlearn train --model judge{classes}"
+    return "unlearn train --model judge --dataset celeba --attribute NAME --data-dir YOUR_COPY"
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _rows(result: dict) -> list[tuple[str, str, float | None, str]]:
+    """(group, metric, value, note) rows, grouped like the paper's Table 1."""
+    privacy, utility, cost = result["privacy"], result["utility"], result["cost"]
+    needs_judge = "needs --judge" if result["judge"] is None else ""
+    fratio_note = needs_judge or "needs a class or attribute target"
+    if result["target"] == "samples":
+        fratio_note = "individual samples: no classifier can tell; see the MIA AUC"
+    if privacy["fratio"] is not None:
+        fratio_note = f"share of {result['samples']} samples judged {result['target']}"
+    mia_note = "no individual samples were forgotten"
+    if privacy["mia_auc_reference"] is not None:
+        mia_note = f"retrained reference: {privacy['mia_auc_reference']:.4g}"
+    elif privacy["mia_auc"] is not None:
+        mia_note = "forgotten training samples vs held-out ones"
+    forget_note = "no target"
+    if utility["forget_elbo"] is not None:
+        forget_note = "forgotten training samples; rises toward the retrained model's"
+    return [
+        ("PRIVACY", "fratio (lower is better)", privacy["fratio"], fratio_note),
+        ("", "MIA AUC (0.5 is ideal)", privacy["mia_auc"], mia_note),
+        ("UTILITY", "IS (higher is better)", utility["is"], needs_judge or "judge's classes"),
+        ("", "FID (lower is better)", utility["fid"], needs_judge or "vs held-out retain images"),
+        ("", "-ELBO retain, nats", utility["retain_elbo"], "held-out images outside the target"),
+        ("", "-ELBO forget, nats", utility["forget_elbo"], forget_note),
+        ("COST", "time, s", cost["seconds"], f"{cost['operation']} on {cost['device']}"),
+    ]
+
+
+def _table(result: dict):
+    from rich.table import Table
+
+    table = Table(title=f"evaluate {result['model']}", title_justify="left")
+    for name, style in (("", "bold"), ("metric", None), ("value", None), ("", "dim")):
+        table.add_column(name, style=style, justify="right" if name == "value" else "left")
+    for group, metric, value, note in _rows(result):
+        if group and table.row_count:
+            table.add_section()
+        table.add_row(group, metric, _fmt(value), note)
+    judge = result["judge"]
+    if judge is not None:
+        acc = judge["test_accuracy"]
+        shown = "unknown" if acc is None else f"{acc:.2%}"
+        table.caption = f"judge {judge['path']}: held-out accuracy {shown}; seed {result['seed']}"
+        table.caption_justify = "left"
+    return table
+
+
+@handle_errors
+def evaluate(
+    model: ModelArg,
+    judge: JudgeOpt = None,
+    target: TargetOpt = None,
+    reference: ReferenceOpt = None,
+    samples: SamplesOpt = 10000,
+    seed: SeedOpt = 0,
+    batch_size: BatchOpt = 500,
+    device: DeviceOpt = "auto",
+    data_dir: DataDirOpt = None,
+    grid: GridOpt = None,
+    compare_grid: CompareGridOpt = None,
+    max_fratio: MaxFratioOpt = None,
+    max_fid: MaxFidOpt = None,
+    max_mia_auc: MaxMiaOpt = None,
+    min_is: MinIsOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Score a generator: privacy, utility and cost, grouped as in the paper's Table 1.
+
+    Gates (--max-fratio, --max-fid, --max-mia-auc, --min-is) exit 3 after the results print.
+
+    A gate whose metric was not measured fails. Exit codes: 0 ok, 1 bug, 2 bad input, 3 gate.
+    """
+    from unlearn_cli.errors import EXIT_GATE, UsageError
+
+    if samples < 2:
+        raise UsageError(f"--samples must be at least 2 (FID needs two), got {samples}")
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    if compare_grid is not None and grid is None:
+        raise UsageError("--compare-grid needs --grid FILE.png to write the side-by-side grid to")
+    judged_gates = {"--max-fratio": max_fratio, "--max-fid": max_fid, "--min-is": min_is}
+    needs_judge = [flag for flag, limit in judged_gates.items() if limit is not None]
+    if needs_judge and judge is None:
+        raise UsageError(f"{needs_judge[0]} gates on a metric that needs --judge JUDGE.safetensors")
+
+    from unlearn_cli.cli.progress import RichProgress
+    from unlearn_cli.engine import evaluate as engine
+    from unlearn_cli.engine.checkpoint import check_writable, load_checkpoint
+    from unlearn_cli.engine.device import resolve_device
+
+    if target is not None:
+        engine.parse_target(target)  # a typo fails before anything is loaded
+    if grid is not None:
+        check_writable(grid)
+    dev = resolve_device(device)
+    vae = load_checkpoint(model, kind="vae", device=dev)
+    judge_ckpt = load_checkpoint(judge, kind="judge", device=dev) if judge else None
+    ref_ckpt = load_checkpoint(reference, kind="vae", device=dev) if reference else None
+    before = load_checkpoint(compare_grid, kind="vae", device=dev) if compare_grid else None
+    if before is not None:
+        engine.check_grid_pair(vae, before)
+    result = engine.evaluate(
+        vae,
+        judge_ckpt,
+        target=target,
+        samples=samples,
+        seed=seed,
+        batch_size=batch_size,
+        device=dev,
+        progress=RichProgress(),
+        root=str(data_dir) if data_dir else None,
+        reference=ref_ckpt,
+    )
+    # after the checks inside evaluate(), so that a bad input stays a one-line error
+    if judge_ckpt is None:
+        err.print(
+            f"note: fratio, IS and FID need --judge; train one with `{_judge_hint(vae.dataset)}`",
+            markup=False,
+            highlight=False,
+        )
+    elif warning := engine.untrusted_judge(judge, judge_ckpt.metrics.get("test_accuracy")):
+        err.print(f"WARNING: {warning}", style="bold red", markup=False, highlight=False)
+    if grid is not None:
+        engine.write_grid(grid, vae, before, dev)
+        err.print(f"wrote {grid}", markup=False, highlight=False)
+    if json_out:
+        print_json(result)
+    else:
+        out.print(_table(result))
+    failed = engine.gates(
+        result, max_fratio=max_fratio, max_fid=max_fid, max_mia_auc=max_mia_auc, min_is=min_is
+    )
+    for message in failed:
+        err.print(f"gate failed: {message}", markup=False, highlight=False)
+    if failed:
+        raise typer.Exit(EXIT_GATE)

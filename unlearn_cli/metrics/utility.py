@@ -1,0 +1,107 @@
+"""Utility: what forgetting cost in quality. IS and FID in the judge's feature space (through
+torchmetrics), and the negative ELBO of real images."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from unlearn_cli.metrics.judge import Images, JudgeFeatures, JudgeLogits, batches, device_of
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Run the block with the global generator of `device` (and the CPU's) seeded, then put
+    both back as they were, so a metric neither depends on nor disturbs the caller's RNG."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.random.default_generator.manual_seed(seed)
+        if device.type == "cuda":
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        yield
+
+
+@torch.no_grad()
+def inception_score(
+    judge: nn.Module, images: Images, batch_size: int = 500, splits: int = 1
+) -> float:
+    """exp(E_x KL(p(y|x) || p(y))) with the judge's class probabilities, from 1 (every image
+    the same class) to the number of classes (confident and evenly spread).
+
+    `splits=1` by default: p(y) is estimated from all N images at once. torchmetrics' default
+    (10 splits, the convention of the original Inception Score code) averages over random
+    tenths, which makes the value depend on its random permutation and biases it with fewer
+    samples per split; the paper reports its spread over repeated runs, not over splits, and
+    with a few classes and 10,000 samples the two estimates agree to about 1e-3.
+
+    torchmetrics 1.9's InceptionScore turns inputs into `(imgs * 255).byte()` when
+    `normalize=True`, custom extractor or not; we pass `normalize=False`, so the judge sees the
+    float images in [0, 1] exactly as given.
+    """
+    from torchmetrics.image.inception import InceptionScore
+
+    judge.eval()
+    device = device_of(judge)
+    with warnings.catch_warnings():  # it warns that it keeps every logit in memory: N x classes
+        warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
+        metric = InceptionScore(feature=JudgeLogits(judge), splits=splits, normalize=False)
+    metric.to(device)
+    n = 0
+    for x in batches(images, batch_size):
+        metric.update(x.to(device))
+        n += len(x)
+    if n == 0:
+        raise ValueError("inception_score needs at least one image")
+    with seeded(0, torch.device("cpu")), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*degrees of freedom.*")  # std of 1 split
+        mean, _ = metric.compute()  # it shuffles with torch.randperm first, hence the seed
+    return float(mean)
+
+
+@torch.no_grad()
+def fid(judge: nn.Module, fake: Images, real: Images, batch_size: int = 500) -> float:
+    """Frechet distance between Gaussians fitted to judge features (its penultimate layer) of
+    `fake` and `real` images, in float64.
+
+    torchmetrics 1.9's FrechetInceptionDistance passes images unchanged to a custom extractor
+    (its `normalize` only picks the dtype of the dummy image it would probe the extractor with,
+    and `JudgeFeatures.num_features` spares that probe); we pass `normalize=False` anyway, which
+    means "leave the inputs alone" in every torchmetrics version.
+    """
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    judge.eval()
+    device = device_of(judge)
+    metric = FrechetInceptionDistance(feature=JudgeFeatures(judge), normalize=False)
+    metric.to(device)
+    for images, real_flag in ((real, True), (fake, False)):
+        for x in batches(images, batch_size):
+            metric.update(x.to(device), real=real_flag)
+    for name, count in (
+        ("real", metric.real_features_num_samples),
+        ("fake", metric.fake_features_num_samples),
+    ):
+        if int(count) < 2:
+            raise ValueError(f"fid needs at least 2 {name} images, got {int(count)}")
+    return float(metric.compute())
+
+
+@torch.no_grad()
+def negative_elbo(
+    vae: nn.Module, images: Images, batch_size: int = 500, seed: int = 0
+) -> torch.Tensor:
+    """Per-image negative ELBO in nats, (N,) float64 on CPU; lower means better explained.
+
+    One reparameterised draw per image, from a generator seeded with `seed`, so the same images
+    in the same order give the same numbers on the same device.
+    """
+    vae.eval()
+    device = device_of(vae)
+    with seeded(seed, device):
+        out = [vae.negative_elbo(x.to(device)).double().cpu() for x in batches(images, batch_size)]
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
