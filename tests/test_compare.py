@@ -1,0 +1,129 @@
+"""`unlearn compare`: a tiny experiment end to end, its cache, its exports and its config errors."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import parse_json
+
+TINY = """\
+# unlearn compare tiny.yaml
+name: tiny
+dataset: {{name: mnist, classes: [1, 3, 8], limit: 240}}
+model: {{latent_dim: 4, hidden: [32, 16]}}
+train: {{epochs: 2, batch_size: 32}}
+judge: {{epochs: 1, batch_size: 32}}
+forget:
+  requests:
+    - {{id: forget-ones, class: 1}}
+methods: [ascent, {{method: fu, steps: 5}}, surgery, {{method: surgery, label: surgery-all, params: all}}]
+seeds: [0, 1]
+evaluate: {{samples: 100}}
+out_dir: {out}
+"""
+ROWS = ["BEFORE", "GRAD. ASCNT.", "MOON ET AL. (FU)", "OURS (surgery)", "surgery-all", "RETRAIN"]
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("exp")
+    path = folder / "tiny.yaml"
+    path.write_text(TINY.format(out=folder / "runs"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def first_run(experiment):
+    from typer.testing import CliRunner
+
+    from unlearn_cli.cli import app
+
+    md = experiment.parent / "table.md"
+    result = CliRunner().invoke(app, ["compare", str(experiment), "--json", "--markdown", str(md)])
+    return parse_json(result), md
+
+
+def test_every_row_and_column_is_reported(first_run):
+    report, _ = first_run
+    assert [r["title"] for r in report["rows"]] == ROWS
+    for row in report["rows"]:
+        for column in ("privacy.fratio", "utility.is", "utility.fid", "cost.seconds",
+                       "utility.retain_elbo"):
+            cell = row["cells"][column]
+            assert cell is not None and len(cell["values"]) == 2, (row["title"], column)
+    assert report["computed"] > 0 and report["seeds"] == [0, 1]
+    bold = [r["title"] for r in report["rows"] if r["cells"]["privacy.fratio"]["best"]]
+    assert bold and not {"BEFORE", "RETRAIN"} & set(bold)
+
+
+def test_table_shows_every_row(experiment, first_run, cli):
+    result = cli("compare", experiment)
+    assert result.exit_code == 0, result.stderr
+    for title in ROWS:
+        assert title in result.stdout
+    for header in ("PRIVACY", "UTILITY", "COST", "fratio", "IS", "FID", "Time (s)"):
+        assert header in result.stdout
+
+
+def test_second_run_reuses_every_cached_run(experiment, first_run, cli):
+    report = parse_json(cli("compare", experiment, "--json"))
+    assert report["computed"] == 0 and report["reused"] == first_run[0]["computed"]
+    first = {r["title"]: r["cells"] for r in first_run[0]["rows"]}
+    for row in report["rows"]:
+        assert row["cells"] == first[row["title"]]
+
+
+def test_markdown_has_the_numbers_of_the_json(first_run):
+    report, md = first_run
+    text = md.read_text()
+    for row in report["rows"]:
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"| {row['title']} |"))
+        fr = row["cells"]["privacy.fratio"]
+        assert f"{fr['mean']:.3f} ({fr['std']:.3f})" in line
+        fid = row["cells"]["utility.fid"]
+        assert f"{fid['mean']:.3f}" in line
+        seconds = row["cells"]["cost.seconds"]
+        assert f"{seconds['mean']:.2f}" in line
+
+
+def test_checkpoints_tabulate_with_one_judge(first_run, cli, tiny_judge):
+    report, _ = first_run
+    before, after = report["rows"][0]["models"][0], report["rows"][3]["models"][0]
+    result = parse_json(cli("compare", before, after, "--judge", tiny_judge, "--target",
+                            "class:1", "--samples", "50", "--json"))
+    assert len(result["rows"]) == 2
+    assert result["rows"][1]["title"].endswith("(surgery)")
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("forget: {requests: [{id: a, class: 1}]}\nmethods: [surgery, magic]\n",
+         "unknown method 'magic'"),
+        ("methods: [surgery]\n", "forget: missing"),
+        ("forget: {requests: [{id: a, class: 1}]}\ntrain: {epochs: many}\n",
+         "train.epochs: expected int"),
+        ("forget: {requests: [{id: a, klass: 1}]}\n", "unknown key 'klass'"),
+        ("forget: {requests: [{id: a, class: 1}]}\nseeds: 3\n", "seeds: expected"),
+        ("forget: {requests: [{id: a, class: 1}]}\nmethods: [retrain]\n", "retrain always runs"),
+        ("forget: {requests: [{id: a, class: 1}]}\ncolour: blue\n", "unknown key 'colour'"),
+    ],
+)
+def test_config_errors_exit_2_before_any_training(cli, tmp_path, body, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(body + f"out_dir: {tmp_path / 'runs'}\n")
+    result = cli("compare", path)
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_checkpoints_need_a_judge(cli, tiny_vae):
+    result = cli("compare", tiny_vae)
+    assert result.exit_code == 2 and "--judge" in result.stderr
+
+
+def test_markdown_cells_are_formatted_mean_std(first_run):
+    _, md = first_run
+    assert re.search(r"\| OURS \(surgery\) \| (\*\*)?\d\.\d{3} \(\d\.\d{3}\)", md.read_text())

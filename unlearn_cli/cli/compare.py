@@ -1,0 +1,154 @@
+"""`unlearn compare`: the paper's Table 1 from one command, or a table of existing checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from unlearn_cli.cli.output import (
+    DeviceOpt, JsonOpt, err, handle_errors, print_json, print_table,
+)
+
+FORMATS = {  # digits after the point, per column
+    "privacy.fratio": 3, "utility.is": 3, "utility.fid": 3, "cost.seconds": 2,
+    "cost.percent_of_retrain": 1, "utility.retain_elbo": 1, "utility.forget_elbo": 1,
+    "privacy.mia_auc": 3,
+}
+GROUPS = {"privacy": "PRIVACY", "utility": "UTILITY", "cost": "COST"}
+ARROWS = {-1: " ↓", 1: " ↑", 0: ""}
+
+
+def cell_text(cell: dict | None, dotted: str) -> str:
+    if cell is None:
+        return "-"
+    digits = FORMATS[dotted]
+    text = f"{cell['mean']:.{digits}f}"
+    if len(cell["values"]) > 1:
+        text += f" ({cell['std']:.{digits}f})"
+    return text
+
+
+def used_columns(report: dict) -> list[tuple]:
+    from unlearn_cli.engine.compare import COLUMNS
+
+    return [c for c in COLUMNS if any(r["cells"][c[0]] is not None for r in report["rows"])]
+
+
+def rich_table(report: dict) -> Table:
+    title = report["experiment"] or "comparison"
+    table = Table(title=f"{title}: {report.get('dataset') or ''} forget {report['target'] or ''}",
+                  title_justify="left", caption="mean (std) over seeds; bold: best unlearning "
+                  "method per column; RETRAIN is the reference", caption_justify="left")
+    table.add_column("", no_wrap=True)
+    shown = set()
+    for dotted, header, direction in used_columns(report):
+        group = GROUPS[dotted.split(".")[0]]
+        table.add_column(f"{'' if group in shown else group}\n{header}{ARROWS[direction]}",
+                         justify="right", no_wrap=True)
+        shown.add(group)
+    for row in report["rows"]:
+        cells = []
+        for dotted, _, _ in used_columns(report):
+            cell = row["cells"][dotted]
+            text = cell_text(cell, dotted)
+            cells.append(f"[bold]{text}[/bold]" if cell and cell["best"] else text)
+        table.add_row(row["title"], *cells, end_section=row["label"] == "BEFORE")
+    return table
+
+
+def markdown(report: dict) -> str:
+    columns = used_columns(report)
+    head = [""] + [f"{GROUPS[d.split('.')[0]]} {h}{ARROWS[s]}" for d, h, s in columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in report["rows"]:
+        cells = []
+        for dotted, _, _ in columns:
+            cell = row["cells"][dotted]
+            text = cell_text(cell, dotted)
+            cells.append(f"**{text}**" if cell and cell["best"] else text)
+        lines.append("| " + " | ".join([row["title"], *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(report: dict) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["row", "metric", "mean", "std", "n", "values"])
+    for row in report["rows"]:
+        for dotted, _, _ in used_columns(report):
+            cell = row["cells"][dotted]
+            if cell is not None:
+                writer.writerow([row["title"], dotted, cell["mean"], cell["std"],
+                                 len(cell["values"]), " ".join(map(str, cell["values"]))])
+    return buf.getvalue()
+
+
+@handle_errors
+def compare(
+    inputs: Annotated[list[Path], typer.Argument(help="An experiment YAML, or checkpoints to "
+                                                 "tabulate with --judge.")],
+    judge: Annotated[Path, typer.Option(help="Judge checkpoint (required with checkpoints; "
+                                        "overrides an experiment's judge).")] = None,
+    target: Annotated[str, typer.Option(help="With checkpoints: what fratio counts, e.g. "
+                                        "class:1 or attr:Male.")] = None,
+    samples: Annotated[int, typer.Option(help="Generated samples per evaluation. [default: "
+                                         "10000, or the experiment's]")] = None,
+    out_dir: Annotated[Path, typer.Option(help="Where an experiment keeps its runs (and "
+                                          "resumes from). [default: the experiment's]")] = None,
+    device: DeviceOpt = None,
+    markdown_path: Annotated[Path, typer.Option("--markdown", help="Also write the table as "
+                                                "Markdown.")] = None,
+    csv_path: Annotated[Path, typer.Option("--csv", help="Also write every cell as CSV.")]
+    = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Compare unlearning methods in the layout of the paper's Table 1."""
+    from unlearn_cli.errors import UsageError
+
+    yaml_inputs = [p for p in inputs if p.suffix in (".yaml", ".yml")]
+    if yaml_inputs and (len(inputs) > 1):
+        raise UsageError("give one experiment YAML, or only checkpoints (with --judge)")
+    from unlearn_cli.engine.checkpoint import atomic_write, check_writable
+
+    for path in (markdown_path, csv_path):
+        if path is not None:
+            check_writable(path)
+    from unlearn_cli.cli.progress import RichProgress
+    from unlearn_cli.engine.checkpoint import load_checkpoint
+    from unlearn_cli.engine.compare import load_experiment, run_experiment, tabulate_checkpoints
+    from unlearn_cli.engine.device import resolve_device
+
+    if yaml_inputs:
+        exp = load_experiment(yaml_inputs[0])
+        if out_dir is not None:
+            exp.out_dir = out_dir
+        if samples is not None:
+            exp.evaluate["samples"] = samples
+        if judge is not None:
+            exp.judge = {"checkpoint": str(judge)}
+        dev = resolve_device(device or exp.device)
+        report = run_experiment(exp, dev, RichProgress())
+    else:
+        if judge is None:
+            raise UsageError("tabulating checkpoints needs --judge JUDGE.safetensors (train one "
+                             "with `unlearn train --model judge`)")
+        dev = resolve_device(device or "auto")
+        report = tabulate_checkpoints(inputs, load_checkpoint(judge, "judge"), target,
+                                      {"samples": samples or 10000}, dev, RichProgress())
+    if markdown_path is not None:
+        atomic_write(markdown_path, lambda tmp: Path(tmp).write_text(markdown(report)))
+    if csv_path is not None:
+        atomic_write(csv_path, lambda tmp: Path(tmp).write_text(csv_text(report)))
+    if json_out:
+        print_json(report)
+    else:
+        print_table(rich_table(report))
+        if report.get("wall_seconds") is not None:
+            err.print(f"{report['wall_seconds']} s in all on {report['device']}; "
+                      f"{report['computed']} runs computed, {report['reused']} reused from "
+                      f"{report['out_dir']}", markup=False, highlight=False)
