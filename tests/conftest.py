@@ -40,8 +40,12 @@ def tiny_vae(tmp_path_factory, tiny_spec, tiny_vae_config) -> Path:
     from unlearn_cli.engine.checkpoint import save_checkpoint
     from unlearn_cli.engine.train import TrainConfig, train_vae
 
-    ckpt = train_vae(tiny_spec, tiny_vae_config, TrainConfig(epochs=3, batch_size=32, seed=0),
-                     torch.device("cpu"))
+    ckpt = train_vae(
+        tiny_spec,
+        tiny_vae_config,
+        TrainConfig(epochs=3, batch_size=32, seed=0),
+        torch.device("cpu"),
+    )
     return save_checkpoint(ckpt, tmp_path_factory.mktemp("ckpt") / "vae.safetensors")
 
 
@@ -53,8 +57,9 @@ def tiny_judge(tmp_path_factory, tiny_spec) -> Path:
     from unlearn_cli.models import JudgeConfig
 
     cfg = JudgeConfig(arch="allcnn", channels=1, image_size=28, num_classes=3, width=8)
-    ckpt = train_judge(tiny_spec, cfg, TrainConfig(epochs=2, batch_size=32, seed=0),
-                       torch.device("cpu"))
+    ckpt = train_judge(
+        tiny_spec, cfg, TrainConfig(epochs=2, batch_size=32, seed=0), torch.device("cpu")
+    )
     return save_checkpoint(ckpt, tmp_path_factory.mktemp("ckpt") / "judge.safetensors")
 
 

@@ -17,7 +17,11 @@ judge: {{epochs: 1, batch_size: 32}}
 forget:
   requests:
     - {{id: forget-ones, class: 1}}
-methods: [ascent, {{method: fu, steps: 5}}, surgery, {{method: surgery, label: surgery-all, params: all}}]
+methods:
+  - ascent
+  - {{method: fu, steps: 5}}
+  - surgery
+  - {{method: surgery, label: surgery-all, params: all}}
 seeds: [0, 1]
 evaluate: {{samples: 100}}
 out_dir: {out}
@@ -48,8 +52,13 @@ def test_every_row_and_column_is_reported(first_run):
     report, _ = first_run
     assert [r["title"] for r in report["rows"]] == ROWS
     for row in report["rows"]:
-        for column in ("privacy.fratio", "utility.is", "utility.fid", "cost.seconds",
-                       "utility.retain_elbo"):
+        for column in (
+            "privacy.fratio",
+            "utility.is",
+            "utility.fid",
+            "cost.seconds",
+            "utility.retain_elbo",
+        ):
             cell = row["cells"][column]
             assert cell is not None and len(cell["values"]) == 2, (row["title"], column)
     assert report["computed"] > 0 and report["seeds"] == [0, 1]
@@ -90,8 +99,20 @@ def test_markdown_has_the_numbers_of_the_json(first_run):
 def test_checkpoints_tabulate_with_one_judge(first_run, cli, tiny_judge):
     report, _ = first_run
     before, after = report["rows"][0]["models"][0], report["rows"][3]["models"][0]
-    result = parse_json(cli("compare", before, after, "--judge", tiny_judge, "--target",
-                            "class:1", "--samples", "50", "--json"))
+    result = parse_json(
+        cli(
+            "compare",
+            before,
+            after,
+            "--judge",
+            tiny_judge,
+            "--target",
+            "class:1",
+            "--samples",
+            "50",
+            "--json",
+        )
+    )
     assert len(result["rows"]) == 2
     assert result["rows"][1]["title"].endswith("(surgery)")
 
@@ -99,11 +120,15 @@ def test_checkpoints_tabulate_with_one_judge(first_run, cli, tiny_judge):
 @pytest.mark.parametrize(
     "body, message",
     [
-        ("forget: {requests: [{id: a, class: 1}]}\nmethods: [surgery, magic]\n",
-         "unknown method 'magic'"),
+        (
+            "forget: {requests: [{id: a, class: 1}]}\nmethods: [surgery, magic]\n",
+            "unknown method 'magic'",
+        ),
         ("methods: [surgery]\n", "forget: missing"),
-        ("forget: {requests: [{id: a, class: 1}]}\ntrain: {epochs: many}\n",
-         "train.epochs: expected int"),
+        (
+            "forget: {requests: [{id: a, class: 1}]}\ntrain: {epochs: many}\n",
+            "train.epochs: expected int",
+        ),
         ("forget: {requests: [{id: a, klass: 1}]}\n", "unknown key 'klass'"),
         ("forget: {requests: [{id: a, class: 1}]}\nseeds: 3\n", "seeds: expected"),
         ("forget: {requests: [{id: a, class: 1}]}\nmethods: [retrain]\n", "retrain always runs"),

@@ -105,8 +105,9 @@ def test_methods_leave_the_input_model_and_scope_untouched(vae, split):
         assert torch.equal(v, original[k]), k
     for k, v in model.encoder.state_dict().items():
         assert torch.equal(v, original["encoder." + k]), k
-    assert any(not torch.equal(v, original["decoder." + k])
-               for k, v in model.decoder.state_dict().items())
+    assert any(
+        not torch.equal(v, original["decoder." + k]) for k, v in model.decoder.state_dict().items()
+    )
 
 
 def test_retrain_never_sees_a_forgotten_identity(vae, split, monkeypatch):
@@ -177,5 +178,7 @@ def test_configure_rejects_options_of_other_methods(vae):
 
 
 def test_seed_everything_returns_a_repeatable_generator():
-    assert torch.equal(torch.randperm(10, generator=seed_everything(1)),
-                       torch.randperm(10, generator=seed_everything(1)))
+    assert torch.equal(
+        torch.randperm(10, generator=seed_everything(1)),
+        torch.randperm(10, generator=seed_everything(1)),
+    )

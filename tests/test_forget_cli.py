@@ -44,8 +44,9 @@ def files(folder):
     return sorted(p.name for p in folder.iterdir())
 
 
-def test_forget_writes_a_child_with_lineage_and_leaves_the_input_alone(cli, model, manifest,
-                                                                       tmp_path):
+def test_forget_writes_a_child_with_lineage_and_leaves_the_input_alone(
+    cli, model, manifest, tmp_path
+):
     before = model.read_bytes()
     ledger = tmp_path / "receipts.jsonl"
     result = cli("forget", model, "--manifest", manifest, "--ledger", ledger, "--json")
@@ -98,20 +99,35 @@ def test_retrain_through_forget_equals_train_with_exclude(cli, tmp_path):
     parse_json(cli("train", *common, "--out", base, "--json"))
     parse_json(cli("train", *common, "--exclude", manifest, "--out", ref, "--json"))
     child = tmp_path / "child.safetensors"
-    parse_json(cli("forget", base, "--manifest", manifest, "--method", "retrain", "--out", child,
-                   "--json"))
+    parse_json(
+        cli("forget", base, "--manifest", manifest, "--method", "retrain", "--out", child, "--json")
+    )
     a, b = load_checkpoint(ref).model.state_dict(), load_checkpoint(child).model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_forget_flags_build_stable_request_ids(cli, model, tmp_path):
     out = tmp_path / "c.safetensors"
-    summary = parse_json(cli("forget", model, "--class", "1", "--indices", "12,7,10", "--method",
-                             "ascent", "--out", out, "--json"))
+    summary = parse_json(
+        cli(
+            "forget",
+            model,
+            "--class",
+            "1",
+            "--indices",
+            "12,7,10",
+            "--method",
+            "ascent",
+            "--out",
+            out,
+            "--json",
+        )
+    )
     ids = [r["id"] for r in summary["requests"]]
     assert ids[0] == "cli-class-1" and ids[1].startswith("cli-indices-")
-    again = parse_json(cli("forget", out, "--class", "1", "--indices", "7,10,12", "--out", out,
-                           "--json"))
+    again = parse_json(
+        cli("forget", out, "--class", "1", "--indices", "7,10,12", "--out", out, "--json")
+    )
     assert again["out"] is None
 
 

@@ -17,7 +17,9 @@ def write(tmp_path, text: str):
 
 
 def test_valid_manifest_parses_every_selector(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 requests:
   - id: gdpr-1
     class: 1
@@ -29,7 +31,8 @@ requests:
     files: 000123.jpg
   - id: gdpr-4
     attribute: [Male, Eyeglasses]
-""")
+""",
+    )
     reqs = load_manifest(path)
     assert reqs == [
         Request("gdpr-1", "class", (1,), "2026-11-02", "all ones"),
@@ -92,8 +95,9 @@ def test_missing_and_unparsable_files(tmp_path):
 
 
 def test_received_dates_become_iso_text():
-    reqs = parse_requests({"requests": [{"id": "a", "class": 1, "received": dt.date(2026, 1, 2)}]},
-                          "x")
+    reqs = parse_requests(
+        {"requests": [{"id": "a", "class": 1, "received": dt.date(2026, 1, 2)}]}, "x"
+    )
     assert reqs[0].received == "2026-01-02"
 
 

@@ -11,12 +11,22 @@ import typer
 from rich.table import Table
 
 from unlearn_cli.cli.output import (
-    DeviceOpt, JsonOpt, err, handle_errors, print_json, print_table,
+    DeviceOpt,
+    JsonOpt,
+    err,
+    handle_errors,
+    print_json,
+    print_table,
 )
 
 FORMATS = {  # digits after the point, per column
-    "privacy.fratio": 3, "utility.is": 3, "utility.fid": 3, "cost.seconds": 2,
-    "cost.percent_of_retrain": 1, "utility.retain_elbo": 1, "utility.forget_elbo": 1,
+    "privacy.fratio": 3,
+    "utility.is": 3,
+    "utility.fid": 3,
+    "cost.seconds": 2,
+    "cost.percent_of_retrain": 1,
+    "utility.retain_elbo": 1,
+    "utility.forget_elbo": 1,
     "privacy.mia_auc": 3,
 }
 GROUPS = {"privacy": "PRIVACY", "utility": "UTILITY", "cost": "COST"}
@@ -41,15 +51,22 @@ def used_columns(report: dict) -> list[tuple]:
 
 def rich_table(report: dict) -> Table:
     title = report["experiment"] or "comparison"
-    table = Table(title=f"{title}: {report.get('dataset') or ''} forget {report['target'] or ''}",
-                  title_justify="left", caption="mean (std) over seeds; bold: best unlearning "
-                  "method per column; RETRAIN is the reference", caption_justify="left")
+    table = Table(
+        title=f"{title}: {report.get('dataset') or ''} forget {report['target'] or ''}",
+        title_justify="left",
+        caption="mean (std) over seeds; bold: best unlearning "
+        "method per column; RETRAIN is the reference",
+        caption_justify="left",
+    )
     table.add_column("", no_wrap=True)
     shown = set()
     for dotted, header, direction in used_columns(report):
         group = GROUPS[dotted.split(".")[0]]
-        table.add_column(f"{'' if group in shown else group}\n{header}{ARROWS[direction]}",
-                         justify="right", no_wrap=True)
+        table.add_column(
+            f"{'' if group in shown else group}\n{header}{ARROWS[direction]}",
+            justify="right",
+            no_wrap=True,
+        )
         shown.add(group)
     for row in report["rows"]:
         cells = []
@@ -83,28 +100,52 @@ def csv_text(report: dict) -> str:
         for dotted, _, _ in used_columns(report):
             cell = row["cells"][dotted]
             if cell is not None:
-                writer.writerow([row["title"], dotted, cell["mean"], cell["std"],
-                                 len(cell["values"]), " ".join(map(str, cell["values"]))])
+                writer.writerow(
+                    [
+                        row["title"],
+                        dotted,
+                        cell["mean"],
+                        cell["std"],
+                        len(cell["values"]),
+                        " ".join(map(str, cell["values"])),
+                    ]
+                )
     return buf.getvalue()
 
 
 @handle_errors
 def compare(
-    inputs: Annotated[list[Path], typer.Argument(help="An experiment YAML, or checkpoints to "
-                                                 "tabulate with --judge.")],
-    judge: Annotated[Path, typer.Option(help="Judge checkpoint (required with checkpoints; "
-                                        "overrides an experiment's judge).")] = None,
-    target: Annotated[str, typer.Option(help="With checkpoints: what fratio counts, e.g. "
-                                        "class:1 or attr:Male.")] = None,
-    samples: Annotated[int, typer.Option(help="Generated samples per evaluation. [default: "
-                                         "10000, or the experiment's]")] = None,
-    out_dir: Annotated[Path, typer.Option(help="Where an experiment keeps its runs (and "
-                                          "resumes from). [default: the experiment's]")] = None,
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="An experiment YAML, or checkpoints to tabulate with --judge."),
+    ],
+    judge: Annotated[
+        Path,
+        typer.Option(
+            help="Judge checkpoint (required with checkpoints; overrides an experiment's judge)."
+        ),
+    ] = None,
+    target: Annotated[
+        str, typer.Option(help="With checkpoints: what fratio counts, e.g. class:1 or attr:Male.")
+    ] = None,
+    samples: Annotated[
+        int,
+        typer.Option(
+            help="Generated samples per evaluation. [default: 10000, or the experiment's]"
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            help="Where an experiment keeps its runs (and "
+            "resumes from). [default: the experiment's]"
+        ),
+    ] = None,
     device: DeviceOpt = None,
-    markdown_path: Annotated[Path, typer.Option("--markdown", help="Also write the table as "
-                                                "Markdown.")] = None,
-    csv_path: Annotated[Path, typer.Option("--csv", help="Also write every cell as CSV.")]
-    = None,
+    markdown_path: Annotated[
+        Path, typer.Option("--markdown", help="Also write the table as Markdown.")
+    ] = None,
+    csv_path: Annotated[Path, typer.Option("--csv", help="Also write every cell as CSV.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Compare unlearning methods in the layout of the paper's Table 1."""
@@ -135,11 +176,19 @@ def compare(
         report = run_experiment(exp, dev, RichProgress())
     else:
         if judge is None:
-            raise UsageError("tabulating checkpoints needs --judge JUDGE.safetensors (train one "
-                             "with `unlearn train --model judge`)")
+            raise UsageError(
+                "tabulating checkpoints needs --judge JUDGE.safetensors (train one "
+                "with `unlearn train --model judge`)"
+            )
         dev = resolve_device(device or "auto")
-        report = tabulate_checkpoints(inputs, load_checkpoint(judge, "judge"), target,
-                                      {"samples": samples or 10000}, dev, RichProgress())
+        report = tabulate_checkpoints(
+            inputs,
+            load_checkpoint(judge, "judge"),
+            target,
+            {"samples": samples or 10000},
+            dev,
+            RichProgress(),
+        )
     if markdown_path is not None:
         atomic_write(markdown_path, lambda tmp: Path(tmp).write_text(markdown(report)))
     if csv_path is not None:
@@ -149,6 +198,10 @@ def compare(
     else:
         print_table(rich_table(report))
         if report.get("wall_seconds") is not None:
-            err.print(f"{report['wall_seconds']} s in all on {report['device']}; "
-                      f"{report['computed']} runs computed, {report['reused']} reused from "
-                      f"{report['out_dir']}", markup=False, highlight=False)
+            err.print(
+                f"{report['wall_seconds']} s in all on {report['device']}; "
+                f"{report['computed']} runs computed, {report['reused']} reused from "
+                f"{report['out_dir']}",
+                markup=False,
+                highlight=False,
+            )

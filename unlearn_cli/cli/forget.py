@@ -10,12 +10,20 @@ import typer
 from rich.table import Table
 
 from unlearn_cli.cli.output import (
-    DataDirOpt, DeviceOpt, JsonOpt, err, handle_errors, out, parse_int_list, print_json,
+    DataDirOpt,
+    DeviceOpt,
+    JsonOpt,
+    err,
+    handle_errors,
+    out,
+    parse_int_list,
+    print_json,
 )
 
 
-def flag_requests(classes: list[int], attributes: list[str], indices: str | None,
-                  indices_file: Path | None) -> list:
+def flag_requests(
+    classes: list[int], attributes: list[str], indices: str | None, indices_file: Path | None
+) -> list:
     """Requests from the selector flags; their ids are stable, so a rerun is a no-op."""
     from unlearn_cli.data.requests import Request, read_indices_file
     from unlearn_cli.errors import UsageError
@@ -45,40 +53,61 @@ def default_out(src: Path, method: str) -> Path:
 @handle_errors
 def forget(
     checkpoint: Annotated[Path, typer.Argument(help="The VAE checkpoint to unlearn from.")],
-    class_: Annotated[list[int], typer.Option("--class", help="MNIST digit to forget "
-                                              "(repeatable).")] = None,
-    attribute: Annotated[list[str], typer.Option(help="CelebA attribute whose samples to "
-                                                 "forget, e.g. Male (repeatable).")] = None,
-    indices: Annotated[str, typer.Option(help="Training-sample identities, e.g. 12,40,77.")]
-    = None,
-    indices_file: Annotated[Path, typer.Option(help="File of identities or CelebA file names, "
-                                               "one per line or comma-separated.")] = None,
-    manifest: Annotated[Path, typer.Option(help="YAML batch of deletion requests (see README)."
-                                           )] = None,
+    class_: Annotated[
+        list[int], typer.Option("--class", help="MNIST digit to forget (repeatable).")
+    ] = None,
+    attribute: Annotated[
+        list[str],
+        typer.Option(help="CelebA attribute whose samples to forget, e.g. Male (repeatable)."),
+    ] = None,
+    indices: Annotated[str, typer.Option(help="Training-sample identities, e.g. 12,40,77.")] = None,
+    indices_file: Annotated[
+        Path,
+        typer.Option(
+            help="File of identities or CelebA file names, one per line or comma-separated."
+        ),
+    ] = None,
+    manifest: Annotated[
+        Path, typer.Option(help="YAML batch of deletion requests (see README).")
+    ] = None,
     method: Annotated[str, typer.Option(help="surgery, ascent, fu or retrain.")] = "surgery",
-    params: Annotated[str, typer.Option(help="Parameters to update: decoder or all. "
-                                        "[default: decoder]")] = None,
-    projection: Annotated[str, typer.Option(help="surgery: always (the paper) or conflict "
-                                            "(only when the gradients conflict).")] = None,
-    lr: Annotated[float, typer.Option(help="[default: 5e-4 MNIST, 1e-5 CelebA; retrain: the "
-                                      "checkpoint's]")] = None,
-    batch_size: Annotated[int, typer.Option(help="[default: the checkpoint's training batch "
-                                            "size]")] = None,
-    epochs: Annotated[int, typer.Option(help="Passes over D_f (retrain: over D_r). "
-                                        "[default: 1; retrain: the checkpoint's]")] = None,
+    params: Annotated[
+        str, typer.Option(help="Parameters to update: decoder or all. [default: decoder]")
+    ] = None,
+    projection: Annotated[
+        str,
+        typer.Option(
+            help="surgery: always (the paper) or conflict (only when the gradients conflict)."
+        ),
+    ] = None,
+    lr: Annotated[
+        float, typer.Option(help="[default: 5e-4 MNIST, 1e-5 CelebA; retrain: the checkpoint's]")
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(help="[default: the checkpoint's training batch size]")
+    ] = None,
+    epochs: Annotated[
+        int,
+        typer.Option(
+            help="Passes over D_f (retrain: over D_r). [default: 1; retrain: the checkpoint's]"
+        ),
+    ] = None,
     steps: Annotated[int, typer.Option(help="fu: prior batches to train on.")] = None,
     alpha: Annotated[float, typer.Option(help="fu: weight of the SSIM term.")] = None,
     seed: Annotated[int, typer.Option(help="[default: 0; retrain: the checkpoint's]")] = None,
     device: DeviceOpt = "auto",
     data_dir: DataDirOpt = None,
-    out_path: Annotated[Path, typer.Option("--out", help="Checkpoint to write. [default: "
-                                           "INPUT-forget-METHOD.safetensors]")] = None,
-    ledger: Annotated[Path, typer.Option(help="Append one JSON receipt line per request.")]
-    = None,
-    dry_run: Annotated[bool, typer.Option(help="Show what each request selects; write "
-                                          "nothing.")] = False,
-    force: Annotated[bool, typer.Option(help="Overwrite the default output if it exists.")]
-    = False,
+    out_path: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Checkpoint to write. [default: INPUT-forget-METHOD.safetensors]"
+        ),
+    ] = None,
+    ledger: Annotated[Path, typer.Option(help="Append one JSON receipt line per request.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Show what each request selects; write nothing.")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite the default output if it exists.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Make a VAE forget a class, an attribute or individual samples, and record it."""
@@ -97,9 +126,20 @@ def forget(
         raise UsageError("the same request is named twice (a flag repeats a manifest entry?)")
     algo = get_method(method)
     ckpt = load_checkpoint(checkpoint, "vae")
-    cfg = configure(algo, ckpt, dict(params=params, projection=projection, lr=lr,
-                                     batch_size=batch_size, epochs=epochs, steps=steps,
-                                     alpha=alpha, seed=seed))
+    cfg = configure(
+        algo,
+        ckpt,
+        dict(
+            params=params,
+            projection=projection,
+            lr=lr,
+            batch_size=batch_size,
+            epochs=epochs,
+            steps=steps,
+            alpha=alpha,
+            seed=seed,
+        ),
+    )
     dev = resolve_device(device)
     target = out_path or default_out(checkpoint, method)
     if not dry_run:
@@ -110,15 +150,32 @@ def forget(
             raise UsageError(f"{target} exists; pass --out {target} or --force to overwrite it")
     plan = plan_forget(ckpt, requests, str(data_dir) if data_dir else None)
     for r in plan.skipped:
-        err.print(f"request {r.id}: already forgotten (in the checkpoint's lineage); skipped",
-                  markup=False, highlight=False)
+        err.print(
+            f"request {r.id}: already forgotten (in the checkpoint's lineage); skipped",
+            markup=False,
+            highlight=False,
+        )
     summary = {
-        "checkpoint": str(checkpoint), "method": method, "dry_run": dry_run,
-        "requests": [{"id": r.id, "selector": r.describe(), "selected": plan.selected.get(r.id),
-                      "status": "skipped: already forgotten" if r in plan.skipped else
-                      ("would forget" if dry_run else "forgotten")} for r in requests],
-        "forget_samples": len(plan.forget_ids), "retain_samples": len(plan.retain or []),
-        "out": None, "sha256": None, "wall_seconds": None, "device": str(dev),
+        "checkpoint": str(checkpoint),
+        "method": method,
+        "dry_run": dry_run,
+        "requests": [
+            {
+                "id": r.id,
+                "selector": r.describe(),
+                "selected": plan.selected.get(r.id),
+                "status": "skipped: already forgotten"
+                if r in plan.skipped
+                else ("would forget" if dry_run else "forgotten"),
+            }
+            for r in requests
+        ],
+        "forget_samples": len(plan.forget_ids),
+        "retain_samples": len(plan.retain or []),
+        "out": None,
+        "sha256": None,
+        "wall_seconds": None,
+        "device": str(dev),
     }
     if not dry_run and not plan.nothing_to_do:
         from unlearn_cli.cli.progress import RichProgress
@@ -130,26 +187,38 @@ def forget(
         child.sha256 = file_sha256(target)
         if ledger is not None:
             append_ledger(ledger, child, ckpt, plan, target)
-        summary.update(out=str(target), sha256=child.sha256,
-                       wall_seconds=child.lineage[-1]["wall_seconds"],
-                       hyperparameters=child.lineage[-1]["hyperparameters"])
+        summary.update(
+            out=str(target),
+            sha256=child.sha256,
+            wall_seconds=child.lineage[-1]["wall_seconds"],
+            hyperparameters=child.lineage[-1]["hyperparameters"],
+        )
         err.print(f"wrote {target}", markup=False, highlight=False)
     elif plan.nothing_to_do:
-        err.print("nothing to do: every request is already forgotten; nothing written",
-                  markup=False, highlight=False)
+        err.print(
+            "nothing to do: every request is already forgotten; nothing written",
+            markup=False,
+            highlight=False,
+        )
     if json_out:
         print_json(summary)
         return
-    table = Table(title=f"forget ({method})" + (" — dry run, nothing written" if dry_run else ""),
-                  title_justify="left")
+    table = Table(
+        title=f"forget ({method})" + (" — dry run, nothing written" if dry_run else ""),
+        title_justify="left",
+    )
     for col in ("request", "selector", "samples", "status"):
         table.add_column(col, justify="right" if col == "samples" else "left")
     for r in summary["requests"]:
         table.add_row(r["id"], r["selector"], str(r["selected"] or "-"), r["status"])
     table.add_section()
-    table.add_row("total", "", str(summary["forget_samples"]),
-                  f"{summary['retain_samples']} retained")
+    table.add_row(
+        "total", "", str(summary["forget_samples"]), f"{summary['retain_samples']} retained"
+    )
     out.print(table)
     if summary["out"]:
-        out.print(f"wrote {summary['out']} in {summary['wall_seconds']:.2f} s on {dev}",
-                  markup=False, highlight=False)
+        out.print(
+            f"wrote {summary['out']} in {summary['wall_seconds']:.2f} s on {dev}",
+            markup=False,
+            highlight=False,
+        )

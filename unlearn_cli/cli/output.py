@@ -28,8 +28,11 @@ DeviceOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Where the data lives: a torchvision MNIST root or a CelebA "
-                 "folder. MNIST defaults to the embedded copy."),
+    typer.Option(
+        "--data-dir",
+        help="Where the data lives: a torchvision MNIST root or a CelebA "
+        "folder. MNIST defaults to the embedded copy.",
+    ),
 ]
 
 
@@ -58,8 +61,11 @@ def handle_errors(fn):
         except Exception as e:
             if os.environ.get("UNLEARN_DEBUG"):
                 raise
-            raise fail(f"unexpected {type(e).__name__}: {e} (rerun with UNLEARN_DEBUG=1 for the "
-                       "traceback, and please report it)", EXIT_FAILURE) from None
+            raise fail(
+                f"unexpected {type(e).__name__}: {e} (rerun with UNLEARN_DEBUG=1 for the "
+                "traceback, and please report it)",
+                EXIT_FAILURE,
+            ) from None
 
     return wrapper
 

@@ -17,9 +17,14 @@ class RichProgress:
         if self.quiet:
             return
         self._bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("{task.fields[status]}"),
-            console=err, transient=True, disable=not err.is_terminal,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
         )
         self._bar.start()
         self._task = self._bar.add_task(description, total=total, status="")

@@ -20,9 +20,20 @@ from unlearn_cli.cli.output import (
 )
 
 TRAIN_KEYS = {
-    "model": str, "dataset": str, "data_dir": str, "classes": (list, str, int),
-    "attribute": str, "epochs": int, "batch_size": int, "lr": float, "latent_dim": int,
-    "seed": int, "device": str, "out": str, "exclude": str, "limit": int,
+    "model": str,
+    "dataset": str,
+    "data_dir": str,
+    "classes": (list, str, int),
+    "attribute": str,
+    "epochs": int,
+    "batch_size": int,
+    "lr": float,
+    "latent_dim": int,
+    "seed": int,
+    "device": str,
+    "out": str,
+    "exclude": str,
+    "limit": int,
 }
 
 
@@ -35,8 +46,9 @@ def _settings(config: Path | None, flags: dict) -> dict:
     if config is not None:
         problems: list[str] = []
         data = load_yaml(config)
-        values = dict(check_fields(data if data is not None else {}, TRAIN_KEYS, "config",
-                                   problems))
+        values = dict(
+            check_fields(data if data is not None else {}, TRAIN_KEYS, "config", problems)
+        )
         if problems:
             raise ConfigError(str(config), problems)
         if "exclude" in values:  # manifests named in a config are relative to it
@@ -55,8 +67,10 @@ def _classes(value) -> tuple[int, ...] | None:
     if bad:
         raise UsageError(f"--classes: {bad[0]} is not an MNIST digit; use digits 0-9, e.g. 1,3,8")
     if len(set(items)) < 2:
-        raise UsageError("--classes needs at least two distinct digits (a judge must tell them "
-                         "apart, and forgetting one must leave another)")
+        raise UsageError(
+            "--classes needs at least two distinct digits (a judge must tell them "
+            "apart, and forgetting one must leave another)"
+        )
     return tuple(sorted(set(items)))
 
 
@@ -71,42 +85,81 @@ def default_out(kind: str, spec) -> Path:
 
 @handle_errors
 def train(
-    model: Annotated[str, typer.Option(help="What to train: vae (the generator) or judge "
-                                       "(the classifier evaluate uses).")] = None,
-    dataset: Annotated[str, typer.Option(help="mnist (embedded) or celeba (needs --data-dir).")]
-    = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="What to train: vae (the generator) or judge (the classifier evaluate uses)."
+        ),
+    ] = None,
+    dataset: Annotated[
+        str, typer.Option(help="mnist (embedded) or celeba (needs --data-dir).")
+    ] = None,
     data_dir: DataDirOpt = None,
-    classes: Annotated[str, typer.Option(help="MNIST digits to train on, e.g. 1,3,8 (the paper's "
-                                         "MNIST138). Default: all ten.")] = None,
-    attribute: Annotated[str, typer.Option(help="CelebA attribute a judge classifies, e.g. Male."
-                                           )] = None,
-    epochs: Annotated[int, typer.Option(help="Passes over the training set. [default: 20 for a "
-                                        "VAE, 3 for a judge]")] = None,
+    classes: Annotated[
+        str,
+        typer.Option(
+            help="MNIST digits to train on, e.g. 1,3,8 (the paper's MNIST138). Default: all ten."
+        ),
+    ] = None,
+    attribute: Annotated[
+        str, typer.Option(help="CelebA attribute a judge classifies, e.g. Male.")
+    ] = None,
+    epochs: Annotated[
+        int,
+        typer.Option(help="Passes over the training set. [default: 20 for a VAE, 3 for a judge]"),
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="[default: 128]")] = None,
     lr: Annotated[float, typer.Option(help="Adam learning rate. [default: 1e-3]")] = None,
-    latent_dim: Annotated[int, typer.Option(help="VAE latent size. [default: 16 MNIST, 64 "
-                                            "CelebA]")] = None,
-    seed: Annotated[int, typer.Option(help="Same seed, same device: same weights. [default: 0]"
-                                      )] = None,
+    latent_dim: Annotated[
+        int, typer.Option(help="VAE latent size. [default: 16 MNIST, 64 CelebA]")
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Same seed, same device: same weights. [default: 0]")
+    ] = None,
     device: DeviceOpt = None,
-    out_path: Annotated[Path, typer.Option("--out", help="Checkpoint to write (.safetensors). "
-                                           "[default: derived from the model and data]")] = None,
-    config: Annotated[Path, typer.Option(help="YAML file of these settings; flags override it."
-                                         )] = None,
-    limit: Annotated[int, typer.Option(help="Use only the first N samples of each split (quick "
-                                       "runs).")] = None,
-    exclude: Annotated[Path, typer.Option(help="Forget-request manifest whose samples are left "
-                                          "out: the retrain-from-scratch reference.")] = None,
+    out_path: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Checkpoint to write (.safetensors). [default: derived from the model and data]",
+        ),
+    ] = None,
+    config: Annotated[
+        Path, typer.Option(help="YAML file of these settings; flags override it.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(help="Use only the first N samples of each split (quick runs).")
+    ] = None,
+    exclude: Annotated[
+        Path,
+        typer.Option(
+            help="Forget-request manifest whose samples are left "
+            "out: the retrain-from-scratch reference."
+        ),
+    ] = None,
     json_out: JsonOpt = False,
     force: Annotated[bool, typer.Option(help="Overwrite an existing output file.")] = False,
 ) -> None:
     """Train a VAE or a judge from scratch and write a self-describing checkpoint."""
-    s = _settings(config, dict(
-        model=model, dataset=dataset, data_dir=str(data_dir) if data_dir else None,
-        classes=classes, attribute=attribute, epochs=epochs, batch_size=batch_size, lr=lr,
-        latent_dim=latent_dim, seed=seed, device=device, out=str(out_path) if out_path else None,
-        exclude=str(exclude) if exclude else None, limit=limit,
-    ))
+    s = _settings(
+        config,
+        dict(
+            model=model,
+            dataset=dataset,
+            data_dir=str(data_dir) if data_dir else None,
+            classes=classes,
+            attribute=attribute,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            latent_dim=latent_dim,
+            seed=seed,
+            device=device,
+            out=str(out_path) if out_path else None,
+            exclude=str(exclude) if exclude else None,
+            limit=limit,
+        ),
+    )
     from unlearn_cli.errors import UsageError
 
     kind = s.get("model", "vae")
@@ -116,8 +169,10 @@ def train(
     if name == "celeba" and kind == "judge" and not s.get("attribute"):
         raise UsageError("a CelebA judge classifies one attribute: add --attribute, e.g. Male")
     if s.get("attribute") and (kind == "vae" or name != "celeba"):
-        raise UsageError("--attribute names the CelebA attribute a judge classifies; a VAE "
-                         "learns all of CelebA (forget an attribute with `unlearn forget`)")
+        raise UsageError(
+            "--attribute names the CelebA attribute a judge classifies; a VAE "
+            "learns all of CelebA (forget an attribute with `unlearn forget`)"
+        )
     if name == "celeba" and s.get("classes") is not None:
         raise UsageError("--classes selects MNIST digits; CelebA has attributes instead")
     if s.get("exclude") and kind == "judge":
@@ -137,12 +192,20 @@ def train(
 
     requests = load_manifest(s["exclude"]) if s.get("exclude") else []
     root = str(Path(s["data_dir"]).expanduser().resolve()) if s.get("data_dir") else None
-    spec = DatasetSpec(name=name, root=root, classes=classes,
-                       attribute=s.get("attribute"),
-                       exclude=tuple(r.to_dict() for r in requests), limit=s.get("limit"))
-    cfg = TrainConfig(epochs=s.get("epochs", 20 if kind == "vae" else 3),
-                      batch_size=s.get("batch_size", 128), lr=s.get("lr", 1e-3),
-                      seed=s.get("seed", 0))
+    spec = DatasetSpec(
+        name=name,
+        root=root,
+        classes=classes,
+        attribute=s.get("attribute"),
+        exclude=tuple(r.to_dict() for r in requests),
+        limit=s.get("limit"),
+    )
+    cfg = TrainConfig(
+        epochs=s.get("epochs", 20 if kind == "vae" else 3),
+        batch_size=s.get("batch_size", 128),
+        lr=s.get("lr", 1e-3),
+        seed=s.get("seed", 0),
+    )
     dev = resolve_device(s.get("device", "auto"))
     target = Path(s["out"]) if s.get("out") else default_out(kind, spec)
     check_writable(target)
@@ -155,14 +218,20 @@ def train(
         preset = VAEConfig.from_name(name, latent_dim=s.get("latent_dim"))
         ckpt = train_vae(spec, preset, cfg, dev, progress, data=training_set(spec))
     else:
-        ckpt = train_judge(spec, JudgeConfig.from_name(name, num_classes=spec.num_classes), cfg,
-                           dev, progress)
+        ckpt = train_judge(
+            spec, JudgeConfig.from_name(name, num_classes=spec.num_classes), cfg, dev, progress
+        )
     save_checkpoint(ckpt, target)
     err.print(f"wrote {target}", markup=False, highlight=False)
     summary = {
-        "checkpoint": str(target), "kind": kind, "dataset": spec.describe(),
-        "samples": ckpt.num_samples, "epochs": cfg.epochs, "device": str(dev),
-        "train_seconds": ckpt.train_seconds, **ckpt.metrics,
+        "checkpoint": str(target),
+        "kind": kind,
+        "dataset": spec.describe(),
+        "samples": ckpt.num_samples,
+        "epochs": cfg.epochs,
+        "device": str(dev),
+        "train_seconds": ckpt.train_seconds,
+        **ckpt.metrics,
     }
     if json_out:
         print_json(summary)

@@ -27,7 +27,8 @@ NUM_CLASSES = 10
 
 
 def cache_dir() -> Path:
-    """Where unpacked data lives: $UNLEARN_CACHE_DIR, else $XDG_CACHE_HOME/unlearn, else ~/.cache."""
+    """Where unpacked data lives: $UNLEARN_CACHE_DIR, else $XDG_CACHE_HOME/unlearn, else
+    ~/.cache/unlearn."""
     if env := os.environ.get("UNLEARN_CACHE_DIR"):
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"

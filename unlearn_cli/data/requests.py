@@ -99,12 +99,15 @@ def parse_requests(data, source: str) -> list[Request]:
             problems.append(f"{where}: needs an `id` (a string)")
         unknown = [k for k in item if k not in ("id", *SELECTORS, *OPTIONAL)]
         for k in unknown:
-            problems.append(f"{where}: unknown key {k!r} (known: id, {', '.join(SELECTORS)}, "
-                            f"{', '.join(OPTIONAL)})")
+            problems.append(
+                f"{where}: unknown key {k!r} (known: id, {', '.join(SELECTORS)}, "
+                f"{', '.join(OPTIONAL)})"
+            )
         chosen = [k for k in SELECTORS if k in item]
         if len(chosen) != 1:
-            problems.append(f"{where}: needs exactly one of {', '.join(SELECTORS)}, "
-                            f"found {len(chosen)}")
+            problems.append(
+                f"{where}: needs exactly one of {', '.join(SELECTORS)}, found {len(chosen)}"
+            )
             continue
         values = _values(chosen[0], item[chosen[0]], where, problems)
         rid = str(item.get("id"))
@@ -154,8 +157,9 @@ def resolve(request: Request, data, spec: DatasetSpec) -> torch.Tensor:
     """Sorted identities of the samples in `data` that `request` selects."""
     if request.selector == "class":
         if spec.name != "mnist":
-            raise DataError(f"request {request.id}: `class` is for MNIST; use `attribute` on "
-                            "CelebA")
+            raise DataError(
+                f"request {request.id}: `class` is for MNIST; use `attribute` on CelebA"
+            )
         known = spec.classes if spec.classes is not None else tuple(range(10))
         for c in request.values:
             if c not in known:
@@ -167,16 +171,20 @@ def resolve(request: Request, data, spec: DatasetSpec) -> torch.Tensor:
         return data.ids[mask].sort().values
     if request.selector == "attribute":
         if spec.name != "celeba":
-            raise DataError(f"request {request.id}: {spec.name} has no attributes; select "
-                            "digits with `class` (or --class)")
+            raise DataError(
+                f"request {request.id}: {spec.name} has no attributes; select "
+                "digits with `class` (or --class)"
+            )
         mask = torch.zeros(len(data), dtype=torch.bool)
         for name in request.values:
             mask |= data.labels[:, data.attribute_index(name)].bool()
         return data.ids[mask].sort().values
     if request.selector == "files":
         if spec.name != "celeba":
-            raise DataError(f"request {request.id}: file names select CelebA samples; on "
-                            f"{spec.name} use indices")
+            raise DataError(
+                f"request {request.id}: file names select CelebA samples; on "
+                f"{spec.name} use indices"
+            )
         return data.ids_of_files(list(request.values)).unique().sort().values
     wanted = torch.tensor(request.values, dtype=torch.long).unique()
     missing = wanted[~torch.isin(wanted, data.ids)]

@@ -65,7 +65,8 @@ class Checkpoint:
             "lineage": self.lineage,
             "metrics": self.metrics,
             "tool_version": self.tool_version,
-            "created": self.created or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": self.created
+            or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
         return {k: json.dumps(v) for k, v in values.items()}
 
@@ -89,7 +90,9 @@ def check_writable(path: str | Path) -> Path:
     if parent.exists() and not parent.is_dir():
         raise OutputError(f"cannot write {path}: {parent} is a file, not a directory")
     if not parent.is_dir():
-        raise OutputError(f"cannot write {path}: directory {parent} does not exist; create it first")
+        raise OutputError(
+            f"cannot write {path}: directory {parent} does not exist; create it first"
+        )
     if not os.access(parent, os.W_OK):
         raise OutputError(f"cannot write {path}: directory {parent} is not writable")
     if path.is_dir():
@@ -174,11 +177,15 @@ def load_checkpoint(
         model = _build(meta["kind"], meta["model_config"])
         spec = DatasetSpec.from_dict(meta["dataset"])
     except (TypeError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{path}: invalid model or dataset config in metadata ({e})") from None
+        raise CheckpointError(
+            f"{path}: invalid model or dataset config in metadata ({e})"
+        ) from None
     try:
         state = load_file(str(path))
     except Exception as e:
-        raise CheckpointError(f"{path}: cannot read tensors ({e}); the file may be truncated") from None
+        raise CheckpointError(
+            f"{path}: cannot read tensors ({e}); the file may be truncated"
+        ) from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

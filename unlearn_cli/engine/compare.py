@@ -40,19 +40,43 @@ COLUMNS = (
 DEFAULT_METHODS = ("ascent", "fu", "surgery")
 
 EXPERIMENT_KEYS = {
-    "name": str, "dataset": dict, "model": dict, "train": dict, "judge": dict, "original": str,
-    "forget": dict, "methods": list, "seeds": list, "evaluate": dict, "device": str,
+    "name": str,
+    "dataset": dict,
+    "model": dict,
+    "train": dict,
+    "judge": dict,
+    "original": str,
+    "forget": dict,
+    "methods": list,
+    "seeds": list,
+    "evaluate": dict,
+    "device": str,
     "out_dir": str,
 }
 DATASET_KEYS = {"name": str, "data_dir": str, "classes": list, "limit": int}
 MODEL_KEYS = {"latent_dim": int, "hidden": list}
 TRAIN_KEYS = {"epochs": int, "batch_size": int, "lr": float}
-JUDGE_KEYS = {"epochs": int, "batch_size": int, "lr": float, "seed": int, "checkpoint": str,
-              "attribute": str}
+JUDGE_KEYS = {
+    "epochs": int,
+    "batch_size": int,
+    "lr": float,
+    "seed": int,
+    "checkpoint": str,
+    "attribute": str,
+}
 FORGET_KEYS = {"requests": list, "manifest": str}
 EVALUATE_KEYS = {"samples": int, "seed": int, "batch_size": int}
-METHOD_KEYS = {"method": str, "label": str, "params": str, "projection": str, "lr": float,
-               "batch_size": int, "epochs": int, "steps": int, "alpha": float}
+METHOD_KEYS = {
+    "method": str,
+    "label": str,
+    "params": str,
+    "projection": str,
+    "lr": float,
+    "batch_size": int,
+    "epochs": int,
+    "steps": int,
+    "alpha": float,
+}
 
 
 @dataclass
@@ -127,9 +151,12 @@ def load_experiment(path: str | Path) -> Experiment:
         problems.extend(e.problems)
     spec = None
     try:
-        spec = DatasetSpec(name=ds.get("name", "mnist"), root=_resolve(base, ds.get("data_dir")),
-                           classes=tuple(ds["classes"]) if ds.get("classes") else None,
-                           limit=ds.get("limit"))
+        spec = DatasetSpec(
+            name=ds.get("name", "mnist"),
+            root=_resolve(base, ds.get("data_dir")),
+            classes=tuple(ds["classes"]) if ds.get("classes") else None,
+            limit=ds.get("limit"),
+        )
     except UnlearnError as e:
         problems.append(f"dataset: {e}")
     if problems:
@@ -137,9 +164,17 @@ def load_experiment(path: str | Path) -> Experiment:
     if "checkpoint" in judge:
         judge["checkpoint"] = _resolve(base, judge["checkpoint"])
     return Experiment(
-        name=top.get("name", path.stem), dataset=spec, model=model, train=train, judge=judge,
-        requests=requests, methods=methods, seeds=seeds, evaluate=evaluate,
-        original=_resolve(base, top.get("original")), device=top.get("device", "auto"),
+        name=top.get("name", path.stem),
+        dataset=spec,
+        model=model,
+        train=train,
+        judge=judge,
+        requests=requests,
+        methods=methods,
+        seeds=seeds,
+        evaluate=evaluate,
+        original=_resolve(base, top.get("original")),
+        device=top.get("device", "auto"),
         out_dir=Path(_resolve(base, top.get("out_dir", f"runs/{path.stem}"))),
     )
 
@@ -195,14 +230,23 @@ class Runner:
             ckpt = load_checkpoint(j["checkpoint"], "judge")
             return ckpt, ckpt.sha256
         spec = dataclasses.replace(self.exp.dataset, attribute=j.get("attribute"))
-        cfg = TrainConfig(epochs=j.get("epochs", 3), batch_size=j.get("batch_size", 128),
-                          lr=j.get("lr", 1e-3), seed=j.get("seed", 0))
+        cfg = TrainConfig(
+            epochs=j.get("epochs", 3),
+            batch_size=j.get("batch_size", 128),
+            lr=j.get("lr", 1e-3),
+            seed=j.get("seed", 0),
+        )
         k = key("judge", spec.to_dict(), cfg.to_dict())
         model_cfg = JudgeConfig.from_name(spec.name, num_classes=spec.num_classes)
-        self.progress.log("judge: training" if not (self.exp.out_dir / f"judge-{k}.safetensors"
-                                                     ).exists() else "judge: cached")
-        return self.cached(f"judge-{k}.safetensors", lambda: train_judge(
-            spec, model_cfg, cfg, self.device, self.progress)), k
+        self.progress.log(
+            "judge: training"
+            if not (self.exp.out_dir / f"judge-{k}.safetensors").exists()
+            else "judge: cached"
+        )
+        return self.cached(
+            f"judge-{k}.safetensors",
+            lambda: train_judge(spec, model_cfg, cfg, self.device, self.progress),
+        ), k
 
     def original(self, seed: int) -> tuple[Checkpoint, str]:
         from unlearn_cli.engine.train import TrainConfig, train_vae
@@ -214,11 +258,14 @@ class Runner:
         cfg = TrainConfig(**self.exp.train, seed=seed)
         model_cfg = VAEConfig.from_name(self.exp.dataset.name, **self.exp.model)
         k = key("original", self.exp.dataset.to_dict(), model_cfg.to_dict(), cfg.to_dict())
-        return self.cached(f"original-s{seed}-{k}.safetensors", lambda: train_vae(
-            self.exp.dataset, model_cfg, cfg, self.device, self.progress)), k
+        return self.cached(
+            f"original-s{seed}-{k}.safetensors",
+            lambda: train_vae(self.exp.dataset, model_cfg, cfg, self.device, self.progress),
+        ), k
 
-    def unlearned(self, original: Checkpoint, original_key: str, run: MethodRun,
-                  seed: int) -> tuple[Checkpoint, str]:
+    def unlearned(
+        self, original: Checkpoint, original_key: str, run: MethodRun, seed: int
+    ) -> tuple[Checkpoint, str]:
         from unlearn_cli.engine.forget import plan_forget, run_forget
         from unlearn_cli.methods import configure, get_method
 
@@ -231,28 +278,37 @@ class Runner:
             method = get_method(run.method)
             cfg = configure(method, original, options)
             plan = plan_forget(original, self.exp.requests)
-            self.progress.log(f"seed {seed}: {run.label} on {len(plan.forget)} forget and "
-                              f"{len(plan.retain)} retain samples")
+            self.progress.log(
+                f"seed {seed}: {run.label} on {len(plan.forget)} forget and "
+                f"{len(plan.retain)} retain samples"
+            )
             return run_forget(original, plan, method, cfg, self.device, self.progress)
 
         return self.cached(f"{slug(run.label)}-s{seed}-{k}.safetensors", make), k
 
-    def metrics(self, ckpt: Checkpoint, ckpt_key: str, judge: Checkpoint, judge_key: str,
-                target: str | None) -> dict:
+    def metrics(
+        self, ckpt: Checkpoint, ckpt_key: str, judge: Checkpoint, judge_key: str, target: str | None
+    ) -> dict:
         from unlearn_cli.engine.evaluate import evaluate
 
         ev = {"samples": 10000, "seed": 0, "batch_size": 500, **self.exp.evaluate}
         path = self.exp.out_dir / f"metrics-{key(ckpt_key, judge_key, ev, target)}.json"
         if path.exists():
             return json.loads(path.read_text())
-        result = evaluate(ckpt, judge, target=target, device=self.device,
-                          progress=self.progress, root=self.exp.dataset.root, **ev)
+        result = evaluate(
+            ckpt,
+            judge,
+            target=target,
+            device=self.device,
+            progress=self.progress,
+            root=self.exp.dataset.root,
+            **ev,
+        )
         atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
         return result
 
 
-def run_experiment(exp: Experiment, device: torch.device,
-                   progress: Progress | None = None) -> dict:
+def run_experiment(exp: Experiment, device: torch.device, progress: Progress | None = None) -> dict:
     """Every run of the experiment, evaluated; returns {"rows": ..., "runs": ...}."""
     from unlearn_cli.engine.evaluate import write_grid
 
@@ -275,8 +331,9 @@ def run_experiment(exp: Experiment, device: torch.device,
 
         for run in [*exp.methods, MethodRun("RETRAIN", "retrain")]:
             child, child_key = runner.unlearned(original, original_key, run, seed)
-            titles[run.label] = run.label if run.label != run.method else get_method(
-                run.method).title
+            titles[run.label] = (
+                run.label if run.label != run.method else get_method(run.method).title
+            )
             results[run.label] = runner.metrics(child, child_key, judge, judge_key, target)
             grid = exp.out_dir / f"grid-{slug(run.label)}-s{seed}-{child_key}.png"
             if not grid.exists():
@@ -285,17 +342,26 @@ def run_experiment(exp: Experiment, device: torch.device,
         for label, result in results.items():
             result["cost"]["percent_of_retrain"] = (
                 round(100 * result["cost"]["seconds"] / retrain_seconds, 2)
-                if label not in ("BEFORE", "RETRAIN") and retrain_seconds else None)
+                if label not in ("BEFORE", "RETRAIN") and retrain_seconds
+                else None
+            )
             runs.setdefault(label, []).append(result)
     rows = [summarise(label, titles[label], results) for label, results in runs.items()]
     order = ["BEFORE", *(m.label for m in exp.methods), "RETRAIN"]
     rows.sort(key=lambda r: order.index(r["label"]))
     mark_best(rows)
     return {
-        "experiment": exp.name, "dataset": exp.dataset.describe(), "target": target,
-        "seeds": exp.seeds, "device": str(device), "judge": judge.metrics.get("test_accuracy"),
-        "out_dir": str(exp.out_dir), "reused": runner.reused, "computed": runner.made,
-        "wall_seconds": round(time.perf_counter() - start, 1), "rows": rows,
+        "experiment": exp.name,
+        "dataset": exp.dataset.describe(),
+        "target": target,
+        "seeds": exp.seeds,
+        "device": str(device),
+        "judge": judge.metrics.get("test_accuracy"),
+        "out_dir": str(exp.out_dir),
+        "reused": runner.reused,
+        "computed": runner.made,
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "rows": rows,
     }
 
 
@@ -313,11 +379,13 @@ def summarise(label: str, title: str, results: list[dict]) -> dict:
             cells[dotted] = None
             continue
         mean = sum(values) / len(values)
-        std = (math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-               if len(values) > 1 else 0.0)
+        std = (
+            math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+            if len(values) > 1
+            else 0.0
+        )
         cells[dotted] = {"mean": mean, "std": std, "values": values, "best": False}
-    return {"label": label, "title": title, "cells": cells,
-            "models": [r["model"] for r in results]}
+    return {"label": label, "title": title, "cells": cells, "models": [r["model"] for r in results]}
 
 
 def mark_best(rows: list[dict]) -> None:
@@ -332,9 +400,14 @@ def mark_best(rows: list[dict]) -> None:
             r["cells"][dotted]["best"] = direction * r["cells"][dotted]["mean"] == best
 
 
-def tabulate_checkpoints(paths: list[Path], judge: Checkpoint, target: str | None,
-                         evaluate_options: dict, device: torch.device,
-                         progress: Progress | None = None) -> dict:
+def tabulate_checkpoints(
+    paths: list[Path],
+    judge: Checkpoint,
+    target: str | None,
+    evaluate_options: dict,
+    device: torch.device,
+    progress: Progress | None = None,
+) -> dict:
     """One row per existing checkpoint, scored with one judge."""
     from unlearn_cli.engine.evaluate import evaluate
 
@@ -342,11 +415,17 @@ def tabulate_checkpoints(paths: list[Path], judge: Checkpoint, target: str | Non
     rows = []
     for path in paths:
         ckpt = load_checkpoint(path, "vae")
-        result = evaluate(ckpt, judge, target=target, device=device, progress=progress,
-                          **evaluate_options)
+        result = evaluate(
+            ckpt, judge, target=target, device=device, progress=progress, **evaluate_options
+        )
         methods = [e.get("method", "?") for e in ckpt.lineage]
         title = "+".join(methods) if methods else ("retrain" if ckpt.dataset.exclude else "before")
         rows.append(summarise(path.name, f"{path.name} ({title})", [result]))
     mark_best(rows)
-    return {"experiment": None, "target": target, "device": str(device),
-            "judge": judge.metrics.get("test_accuracy"), "rows": rows}
+    return {
+        "experiment": None,
+        "target": target,
+        "device": str(device),
+        "judge": judge.metrics.get("test_accuracy"),
+        "rows": rows,
+    }

@@ -17,8 +17,9 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise UsageError(f"--device {name}: no CUDA device is available here; use --device cpu"
-                             " or auto")
+            raise UsageError(
+                f"--device {name}: no CUDA device is available here; use --device cpu or auto"
+            )
         index = int(name.split(":")[1]) if ":" in name and name.split(":")[1].isdigit() else 0
         if index >= torch.cuda.device_count():
             raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")

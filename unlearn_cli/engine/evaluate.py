@@ -17,7 +17,14 @@ from unlearn_cli.data.spec import DatasetSpec, load_split
 from unlearn_cli.engine.checkpoint import Checkpoint, atomic_write
 from unlearn_cli.engine.progress import NullProgress, Progress
 from unlearn_cli.errors import CheckpointError, DataError, UsageError
-from unlearn_cli.metrics import fid, fratio, inception_score, mia_auc, negative_elbo
+from unlearn_cli.metrics import (
+    fid_of_features,
+    fratio_of_logits,
+    inception_score_of_logits,
+    judge_outputs,
+    mia_auc,
+    negative_elbo,
+)
 
 MIN_JUDGE_ACCURACY = 0.95  # the paper only trusts a classifier above 95% (its Appendix A)
 FORGET_ELBO_MAX = 10000  # the forget-set ELBO is a mean over at most this many samples
@@ -413,16 +420,18 @@ def _judge_metrics(
     """fratio and IS of `samples` generated images, FID against the held-out retain images."""
     model = judge.model.to(device).eval()
     fakes = Generated(vae.model.to(device).eval(), samples, seed, batch_size, device)
+    logits, features = judge_outputs(model, fakes, batch_size)  # one pass over the samples
     fr = None
     if tgt is not None and tgt.kind in ("class", "attr"):
         classes = judge_classes(judge.dataset)
         indices = [classes.index(c) for c in tgt.values] if tgt.kind == "class" else [1]
-        fr = fratio(model, fakes, indices, batch_size)
+        fr = fratio_of_logits(logits, indices)
     real = DataImages(_subset(sets.test, sets.retain_mask), batch_size, device)
+    _, real_features = judge_outputs(model, real, batch_size)
     return {
         "fratio": fr,
-        "is": inception_score(model, fakes, batch_size),
-        "fid": fid(model, fakes, real, batch_size),
+        "is": inception_score_of_logits(logits),
+        "fid": fid_of_features(features, real_features),
     }
 
 

@@ -15,7 +15,12 @@ import torch
 from unlearn_cli import __version__
 from unlearn_cli.data.images import split_by_ids
 from unlearn_cli.data.requests import (
-    Request, ids_sha256, resolve, resolve_all, training_set, union,
+    Request,
+    ids_sha256,
+    resolve,
+    resolve_all,
+    training_set,
+    union,
 )
 from unlearn_cli.engine.checkpoint import Checkpoint
 from unlearn_cli.engine.progress import NullProgress, Progress
@@ -42,8 +47,9 @@ class Plan:
 def plan_forget(ckpt: Checkpoint, requests: list[Request], root: str | None = None) -> Plan:
     """Resolve requests against the checkpoint's own training set (from its metadata)."""
     if not requests:
-        raise DataError("nothing to forget: give --class, --attribute, --indices, "
-                        "--indices-file or --manifest")
+        raise DataError(
+            "nothing to forget: give --class, --attribute, --indices, --indices-file or --manifest"
+        )
     done = {r["id"] for r in ckpt.forgotten_requests()}
     new = [r for r in requests if r.id not in done]
     skipped = [r for r in requests if r.id in done]
@@ -59,14 +65,22 @@ def plan_forget(ckpt: Checkpoint, requests: list[Request], root: str | None = No
     forget, _ = split_by_ids(data, forget_ids)
     _, retain = split_by_ids(data, union([forget_ids, *before]))
     if len(retain) == 0:
-        raise DataError(f"the requests select all {len(data)} training samples; nothing would be "
-                        "left to retain (forgetting everything is deleting the model)")
+        raise DataError(
+            f"the requests select all {len(data)} training samples; nothing would be "
+            "left to retain (forgetting everything is deleting the model)"
+        )
     selected = {r.id: len(ids[r.id]) for r in new}
     return Plan(new, skipped, selected, forget, retain, forget_ids)
 
 
-def run_forget(ckpt: Checkpoint, plan: Plan, method, cfg, device: torch.device,
-               progress: Progress | None = None) -> Checkpoint:
+def run_forget(
+    ckpt: Checkpoint,
+    plan: Plan,
+    method,
+    cfg,
+    device: torch.device,
+    progress: Progress | None = None,
+) -> Checkpoint:
     """Run `method` on the plan and return the child checkpoint (not yet saved)."""
     progress = progress or NullProgress()
     sync(device)
@@ -91,20 +105,34 @@ def run_forget(ckpt: Checkpoint, plan: Plan, method, cfg, device: torch.device,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     return dataclasses.replace(
-        ckpt, model=model.cpu(), lineage=[*ckpt.lineage, entry], metrics={}, created="",
-        path=None, sha256=None,
+        ckpt,
+        model=model.cpu(),
+        lineage=[*ckpt.lineage, entry],
+        metrics={},
+        created="",
+        path=None,
+        sha256=None,
     )
 
 
-def append_ledger(path: Path, child: Checkpoint, parent: Checkpoint, plan: Plan,
-                  out: Path) -> None:
+def append_ledger(path: Path, child: Checkpoint, parent: Checkpoint, plan: Plan, out: Path) -> None:
     """One JSON line per request: a receipt that it was honoured, and by which file."""
     entry = child.lineage[-1]
     with open(path, "a") as f:
         for r in plan.new:
-            f.write(json.dumps({
-                "request_id": r.id, "selector": r.selector, "selected": plan.selected[r.id],
-                "forgotten_total": entry["forgotten_count"], "method": entry["method"],
-                "parent_sha256": parent.sha256, "child_sha256": child.sha256,
-                "checkpoint": str(out), "time": entry["created"],
-            }) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "request_id": r.id,
+                        "selector": r.selector,
+                        "selected": plan.selected[r.id],
+                        "forgotten_total": entry["forgotten_count"],
+                        "method": entry["method"],
+                        "parent_sha256": parent.sha256,
+                        "child_sha256": child.sha256,
+                        "checkpoint": str(out),
+                        "time": entry["created"],
+                    }
+                )
+                + "\n"
+            )

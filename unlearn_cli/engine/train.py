@@ -40,15 +40,26 @@ class TrainConfig:
         return asdict(self)
 
 
-def make_loader(data, batch_size: int, device: torch.device, shuffle: bool = False,
-                generator: torch.Generator | None = None) -> DataLoader:
+def make_loader(
+    data,
+    batch_size: int,
+    device: torch.device,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+) -> DataLoader:
     """Batches of (image, label, id). In-memory data is sliced whole batches at a time; image
     files are decoded by worker processes. Pinned memory only where it helps (CUDA)."""
     in_memory = isinstance(data, ImageData)
     workers = 0 if in_memory else min(4, os.cpu_count() or 1)
     return DataLoader(
-        data, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate,
-        num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=False,
+        data,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        collate_fn=collate,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
     )
 
 
@@ -75,9 +86,15 @@ def judge_target(spec: DatasetSpec, data) -> Callable[[torch.Tensor], torch.Tens
     return lambda labels: labels[:, k].long()
 
 
-def fit(model: nn.Module, data, cfg: TrainConfig, device: torch.device,
-        loss_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
-        progress: Progress, what: str) -> list[float]:
+def fit(
+    model: nn.Module,
+    data,
+    cfg: TrainConfig,
+    device: torch.device,
+    loss_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
+    progress: Progress,
+    what: str,
+) -> list[float]:
     """Adam over `cfg.epochs` shuffled passes; returns the mean loss of each epoch."""
     generator = seed_everything(cfg.seed)
     model.to(device).train()
@@ -101,9 +118,15 @@ def fit(model: nn.Module, data, cfg: TrainConfig, device: torch.device,
     return losses
 
 
-def train_vae(spec: DatasetSpec, model_cfg, cfg: TrainConfig, device: torch.device,
-              progress: Progress | None = None, root: str | None = None,
-              data=None) -> Checkpoint:
+def train_vae(
+    spec: DatasetSpec,
+    model_cfg,
+    cfg: TrainConfig,
+    device: torch.device,
+    progress: Progress | None = None,
+    root: str | None = None,
+    data=None,
+) -> Checkpoint:
     """Train a VAE from scratch on `spec`'s training set (minus its exclusions)."""
     from unlearn_cli.models import VAE
 
@@ -119,9 +142,14 @@ def train_vae(spec: DatasetSpec, model_cfg, cfg: TrainConfig, device: torch.devi
     sync(device)
     seconds = time.perf_counter() - start
     return Checkpoint(
-        kind="vae", model=model.cpu(), model_config=model_cfg.to_dict(), dataset=spec,
-        training={**cfg.to_dict(), "device": device.type}, train_ids_sha256=ids_sha256(data.ids),
-        num_samples=len(data), train_seconds=round(seconds, 3),
+        kind="vae",
+        model=model.cpu(),
+        model_config=model_cfg.to_dict(),
+        dataset=spec,
+        training={**cfg.to_dict(), "device": device.type},
+        train_ids_sha256=ids_sha256(data.ids),
+        num_samples=len(data),
+        train_seconds=round(seconds, 3),
         metrics={"final_train_loss": round(losses[-1], 4)},
     )
 
@@ -136,8 +164,14 @@ def accuracy(model: nn.Module, data, target, device: torch.device, batch_size: i
     return correct / max(len(data), 1)
 
 
-def train_judge(spec: DatasetSpec, model_cfg, cfg: TrainConfig, device: torch.device,
-                progress: Progress | None = None, root: str | None = None) -> Checkpoint:
+def train_judge(
+    spec: DatasetSpec,
+    model_cfg,
+    cfg: TrainConfig,
+    device: torch.device,
+    progress: Progress | None = None,
+    root: str | None = None,
+) -> Checkpoint:
     """Train a judge classifier on the whole training split; record its held-out accuracy."""
     from unlearn_cli.models import build_judge
 
@@ -148,17 +182,32 @@ def train_judge(spec: DatasetSpec, model_cfg, cfg: TrainConfig, device: torch.de
     model = build_judge(model_cfg)
     sync(device)
     start = time.perf_counter()
-    losses = fit(model, data, cfg, device,
-                 lambda m, x, y: F.cross_entropy(m(x), target(y)), progress, "judge")
+    losses = fit(
+        model,
+        data,
+        cfg,
+        device,
+        lambda m, x, y: F.cross_entropy(m(x), target(y)),
+        progress,
+        "judge",
+    )
     sync(device)
     seconds = time.perf_counter() - start
     test = load_split(spec, split="test", root=root)
     acc = accuracy(model, test, judge_target(spec, test), device)
     progress.log(f"judge held-out accuracy: {acc:.4f} on {len(test)} test images")
     return Checkpoint(
-        kind="judge", model=model.cpu(), model_config=model_cfg.to_dict(), dataset=spec,
-        training={**cfg.to_dict(), "device": device.type}, train_ids_sha256=ids_sha256(data.ids),
-        num_samples=len(data), train_seconds=round(seconds, 3),
-        metrics={"test_accuracy": round(acc, 5), "test_samples": len(test),
-                 "final_train_loss": round(losses[-1], 4)},
+        kind="judge",
+        model=model.cpu(),
+        model_config=model_cfg.to_dict(),
+        dataset=spec,
+        training={**cfg.to_dict(), "device": device.type},
+        train_ids_sha256=ids_sha256(data.ids),
+        num_samples=len(data),
+        train_seconds=round(seconds, 3),
+        metrics={
+            "test_accuracy": round(acc, 5),
+            "test_samples": len(test),
+            "final_train_loss": round(losses[-1], 4),
+        },
     )

@@ -30,8 +30,9 @@ class UnlearningMethod(Protocol):
     def default_config(self, ckpt: Checkpoint) -> Any:
         """The method's hyperparameters for this checkpoint, before any user override."""
 
-    def unlearn(self, ckpt: Checkpoint, forget, retain, cfg: Any, device: torch.device,
-                progress: Progress) -> nn.Module:
+    def unlearn(
+        self, ckpt: Checkpoint, forget, retain, cfg: Any, device: torch.device, progress: Progress
+    ) -> nn.Module:
         """A new generator that has forgotten `forget` and kept `retain`."""
 
 
@@ -47,8 +48,10 @@ def get_method(name: str) -> UnlearningMethod:
     elif name == "retrain":
         from unlearn_cli.methods.retrain import Retrain as cls
     else:
-        raise UsageError(f"unknown method {name!r}{suggest(name, METHOD_NAMES)}; "
-                         f"choose one of: {', '.join(METHOD_NAMES)}")
+        raise UsageError(
+            f"unknown method {name!r}{suggest(name, METHOD_NAMES)}; "
+            f"choose one of: {', '.join(METHOD_NAMES)}"
+        )
     return cls()
 
 
@@ -63,8 +66,10 @@ def configure(method: UnlearningMethod, ckpt: Checkpoint, overrides: dict[str, A
     unknown = sorted(set(given) - fields)
     if unknown:
         flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
-        raise UsageError(f"{flags} does not apply to --method {method.name} (its settings: "
-                         f"{', '.join(sorted(fields))})")
+        raise UsageError(
+            f"{flags} does not apply to --method {method.name} (its settings: "
+            f"{', '.join(sorted(fields))})"
+        )
     cfg = dataclasses.replace(cfg, **given)
     if hasattr(cfg, "validate"):
         cfg.validate()

@@ -34,8 +34,12 @@ class Retrain:
 
     def default_config(self, ckpt) -> RetrainConfig:
         t = ckpt.training
-        return RetrainConfig(epochs=t.get("epochs", 20), batch_size=t.get("batch_size", 128),
-                             lr=t.get("lr", 1e-3), seed=t.get("seed", 0))
+        return RetrainConfig(
+            epochs=t.get("epochs", 20),
+            batch_size=t.get("batch_size", 128),
+            lr=t.get("lr", 1e-3),
+            seed=t.get("seed", 0),
+        )
 
     def unlearn(self, ckpt, forget, retain, cfg: RetrainConfig, device, progress) -> nn.Module:
         from unlearn_cli.models import VAE, VAEConfig

@@ -104,7 +104,9 @@ class Surgery:
             p.requires_grad_(True)
         opt = make_optimizer(cfg.optimizer, params, cfg.lr)
         forget_batches = make_loader(forget, cfg.batch_size, device, True, generator)
-        retain_batches = itertools.cycle(make_loader(retain, cfg.batch_size, device, True, generator))
+        retain_batches = itertools.cycle(
+            make_loader(retain, cfg.batch_size, device, True, generator)
+        )
         for epoch in range(cfg.epochs):
             progress.start(f"surgery pass {epoch + 1}/{cfg.epochs}", len(forget_batches))
             for batch in forget_batches:

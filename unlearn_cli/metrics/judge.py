@@ -28,31 +28,34 @@ def device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-class JudgeFeatures(nn.Module):
-    """The judge's penultimate layer as a torchmetrics FID feature extractor.
+class Computed(nn.Module):
+    """The torchmetrics "feature extractor" for judge outputs computed beforehand: it hands them
+    on as float64. `num_features` spares torchmetrics its probe with a dummy 299x299 image."""
 
-    `num_features` is set so that torchmetrics takes the width from it instead of probing the
-    module with a dummy 299x299 image. Features come out as float64.
-    """
-
-    def __init__(self, judge: nn.Module):
+    def __init__(self, width: int):
         super().__init__()
-        self.judge = judge
-        self.num_features = int(judge.num_features)
+        self.num_features = width
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.judge.features(x).double()  # (B, C, H, W) -> (B, num_features)
+    def forward(self, outputs: torch.Tensor) -> torch.Tensor:
+        return outputs.double()  # (B, width)
 
 
-class JudgeLogits(nn.Module):
-    """The judge's class logits as a torchmetrics Inception Score extractor, as float64."""
-
-    def __init__(self, judge: nn.Module):
-        super().__init__()
-        self.judge = judge
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.judge(x).double()  # (B, C, H, W) -> (B, classes)
+@torch.no_grad()
+def judge_outputs(judge: nn.Module, images: Images, batch_size: int):
+    """(logits, features) of every image, from one pass over the judge: (N, classes) and
+    (N, num_features), on the judge's device. Evaluation needs both of 10,000 samples, and the
+    judge's convolutions are most of its time."""
+    judge.eval()
+    device = device_of(judge)
+    logits, features = [], []
+    for x in batches(images, batch_size):
+        x = x.to(device)
+        f = judge.features(x)  # (B, C, H, W) -> (B, num_features)
+        features.append(f)
+        logits.append(judge.head(f) if hasattr(judge, "head") else judge(x))  # (B, classes)
+    if not features:
+        raise ValueError("the judge was given no images")
+    return torch.cat(logits), torch.cat(features)
 
 
 @torch.no_grad()

@@ -17,10 +17,20 @@ def fratio(judge: nn.Module, images: Images, targets: list[int], batch_size: int
     """
     if not targets:
         raise ValueError("fratio needs at least one target class index")
-    predicted = predict(judge, images, batch_size)  # (N,)
+    return share_in(predict(judge, images, batch_size), targets)
+
+
+def fratio_of_logits(logits: torch.Tensor, targets: list[int]) -> float:
+    """fratio from judge logits (N, classes) computed beforehand."""
+    if not targets:
+        raise ValueError("fratio needs at least one target class index")
+    return share_in(logits.argmax(1).cpu(), targets)
+
+
+def share_in(predicted: torch.Tensor, targets: list[int]) -> float:
     if len(predicted) == 0:
         raise ValueError("fratio needs at least one image")
-    hits = torch.isin(predicted, torch.tensor(targets, dtype=torch.long))
+    hits = torch.isin(predicted, torch.tensor(targets, dtype=torch.long))  # (N,)
     return hits.double().mean().item()
 
 

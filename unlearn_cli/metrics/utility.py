@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from unlearn_cli.metrics.judge import Images, JudgeFeatures, JudgeLogits, batches, device_of
+from unlearn_cli.metrics.judge import Computed, Images, batches, device_of, judge_outputs
 
 
 @contextlib.contextmanager
@@ -31,7 +31,17 @@ def inception_score(
     judge: nn.Module, images: Images, batch_size: int = 500, splits: int = 1
 ) -> float:
     """exp(E_x KL(p(y|x) || p(y))) with the judge's class probabilities, from 1 (every image
-    the same class) to the number of classes (confident and evenly spread).
+    the same class) to the number of classes (confident and evenly spread)."""
+    judge.eval()
+    device = device_of(judge)
+    logits = [judge(x.to(device)) for x in batches(images, batch_size)]  # (B, classes) each
+    if not logits:
+        raise ValueError("inception_score needs at least one image")
+    return inception_score_of_logits(torch.cat(logits), splits)
+
+
+def inception_score_of_logits(logits: torch.Tensor, splits: int = 1) -> float:
+    """The Inception Score of judge logits (N, classes), through torchmetrics.
 
     `splits=1` by default: p(y) is estimated from all N images at once. torchmetrics' default
     (10 splits, the convention of the original Inception Score code) averages over random
@@ -39,24 +49,19 @@ def inception_score(
     samples per split; the paper reports its spread over repeated runs, not over splits, and
     with a few classes and 10,000 samples the two estimates agree to about 1e-3.
 
-    torchmetrics 1.9's InceptionScore turns inputs into `(imgs * 255).byte()` when
-    `normalize=True`, custom extractor or not; we pass `normalize=False`, so the judge sees the
-    float images in [0, 1] exactly as given.
+    torchmetrics 1.9's InceptionScore turns inputs into `(x * 255).byte()` when
+    `normalize=True`, custom extractor or not; we pass `normalize=False`, so the logits reach
+    its softmax exactly as given.
     """
     from torchmetrics.image.inception import InceptionScore
 
-    judge.eval()
-    device = device_of(judge)
+    if len(logits) == 0:
+        raise ValueError("inception_score needs at least one image")
     with warnings.catch_warnings():  # it warns that it keeps every logit in memory: N x classes
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
-        metric = InceptionScore(feature=JudgeLogits(judge), splits=splits, normalize=False)
-    metric.to(device)
-    n = 0
-    for x in batches(images, batch_size):
-        metric.update(x.to(device))
-        n += len(x)
-    if n == 0:
-        raise ValueError("inception_score needs at least one image")
+        metric = InceptionScore(feature=Computed(logits.shape[1]), splits=splits, normalize=False)
+    metric.to(logits.device)
+    metric.update(logits)
     with seeded(0, torch.device("cpu")), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*degrees of freedom.*")  # std of 1 split
         mean, _ = metric.compute()  # it shuffles with torch.randperm first, hence the seed
@@ -66,28 +71,29 @@ def inception_score(
 @torch.no_grad()
 def fid(judge: nn.Module, fake: Images, real: Images, batch_size: int = 500) -> float:
     """Frechet distance between Gaussians fitted to judge features (its penultimate layer) of
-    `fake` and `real` images, in float64.
+    `fake` and `real` images, in float64."""
+    return fid_of_features(
+        judge_outputs(judge, fake, batch_size)[1], judge_outputs(judge, real, batch_size)[1]
+    )
 
-    torchmetrics 1.9's FrechetInceptionDistance passes images unchanged to a custom extractor
+
+def fid_of_features(fake: torch.Tensor, real: torch.Tensor) -> float:
+    """FID between judge features (N, num_features) of fake and real images, via torchmetrics.
+
+    torchmetrics 1.9's FrechetInceptionDistance passes inputs unchanged to a custom extractor
     (its `normalize` only picks the dtype of the dummy image it would probe the extractor with,
-    and `JudgeFeatures.num_features` spares that probe); we pass `normalize=False` anyway, which
+    and `Computed.num_features` spares that probe); we pass `normalize=False` anyway, which
     means "leave the inputs alone" in every torchmetrics version.
     """
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    judge.eval()
-    device = device_of(judge)
-    metric = FrechetInceptionDistance(feature=JudgeFeatures(judge), normalize=False)
-    metric.to(device)
-    for images, real_flag in ((real, True), (fake, False)):
-        for x in batches(images, batch_size):
-            metric.update(x.to(device), real=real_flag)
-    for name, count in (
-        ("real", metric.real_features_num_samples),
-        ("fake", metric.fake_features_num_samples),
-    ):
-        if int(count) < 2:
-            raise ValueError(f"fid needs at least 2 {name} images, got {int(count)}")
+    for name, features in (("real", real), ("fake", fake)):
+        if len(features) < 2:
+            raise ValueError(f"fid needs at least 2 {name} images, got {len(features)}")
+    metric = FrechetInceptionDistance(feature=Computed(real.shape[1]), normalize=False)
+    metric.to(real.device)
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
     return float(metric.compute())
 
 

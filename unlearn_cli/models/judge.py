@@ -41,9 +41,13 @@ class AllCNN(nn.Module):
             return [nn.Conv2d(a, b, 3, stride, 1), nn.BatchNorm2d(b), nn.ReLU()]
 
         self.body = nn.Sequential(
-            *block(channels, w, 1), *block(w, w, 2),  # 28 -> 14
-            *block(w, 2 * w, 1), *block(2 * w, 2 * w, 2),  # 14 -> 7
-            *block(2 * w, 2 * w, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            *block(channels, w, 1),
+            *block(w, w, 2),  # 28 -> 14
+            *block(w, 2 * w, 1),
+            *block(2 * w, 2 * w, 2),  # 14 -> 7
+            *block(2 * w, 2 * w, 1),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.head = nn.Linear(2 * w, num_classes)
         self.num_features = 2 * w

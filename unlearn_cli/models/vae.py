@@ -58,7 +58,10 @@ class VAE(nn.Module):
         pixels = channels * image_size * image_size
         if arch == "mlp":
             self.encoder = nn.Sequential(
-                nn.Flatten(), _mlp([pixels, *hidden]), nn.ReLU(), nn.Linear(hidden[-1], 2 * latent_dim)
+                nn.Flatten(),
+                _mlp([pixels, *hidden]),
+                nn.ReLU(),
+                nn.Linear(hidden[-1], 2 * latent_dim),
             )
             self.decoder = nn.Sequential(
                 _mlp([latent_dim, *reversed(hidden)]), nn.ReLU(), nn.Linear(hidden[0], pixels)
