@@ -234,3 +234,11 @@ def test_config_with_a_python_tag_runs_nothing(refused, workdir):
 def test_missing_config(refused):
     message = refused("--config absent.yaml --out m.st")
     assert "absent.yaml" in message and "file not found" in message
+
+
+def test_download_needs_a_data_dir(cli, tmp_path):
+    """--download fetches into a folder the user names; the embedded copy needs none."""
+    result = cli("train", "--download", "--epochs", "1", "--out", tmp_path / "m.safetensors")
+    assert result.exit_code == 2
+    assert "--download fetches MNIST into --data-dir" in result.stderr
+    assert list(tmp_path.iterdir()) == []

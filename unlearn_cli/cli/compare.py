@@ -131,14 +131,14 @@ def compare(
     samples: Annotated[
         int,
         typer.Option(
-            help="Generated samples per evaluation. [default: 10000, or the experiment's]"
+            help="Generated samples per evaluation. \\[default: 10000, or the experiment's]"
         ),
     ] = None,
     out_dir: Annotated[
         Path,
         typer.Option(
             help="Where an experiment keeps its runs (and "
-            "resumes from). [default: the experiment's]"
+            "resumes from). \\[default: the experiment's]"
         ),
     ] = None,
     device: DeviceOpt = None,

@@ -72,7 +72,7 @@ def forget(
     ] = None,
     method: Annotated[str, typer.Option(help="surgery, ascent, fu or retrain.")] = "surgery",
     params: Annotated[
-        str, typer.Option(help="Parameters to update: decoder or all. [default: decoder]")
+        str, typer.Option(help="Parameters to update: decoder or all. \\[default: decoder]")
     ] = None,
     projection: Annotated[
         str,
@@ -81,26 +81,26 @@ def forget(
         ),
     ] = None,
     lr: Annotated[
-        float, typer.Option(help="[default: 5e-4 MNIST, 1e-5 CelebA; retrain: the checkpoint's]")
+        float, typer.Option(help="\\[default: 5e-4 MNIST, 1e-5 CelebA; retrain: the checkpoint's]")
     ] = None,
     batch_size: Annotated[
-        int, typer.Option(help="[default: the checkpoint's training batch size]")
+        int, typer.Option(help="\\[default: the checkpoint's training batch size]")
     ] = None,
     epochs: Annotated[
         int,
         typer.Option(
-            help="Passes over D_f (retrain: over D_r). [default: 1; retrain: the checkpoint's]"
+            help="Passes over D_f (retrain: over D_r). \\[default: 1; retrain: the checkpoint's]"
         ),
     ] = None,
     steps: Annotated[int, typer.Option(help="fu: prior batches to train on.")] = None,
     alpha: Annotated[float, typer.Option(help="fu: weight of the SSIM term.")] = None,
-    seed: Annotated[int, typer.Option(help="[default: 0; retrain: the checkpoint's]")] = None,
+    seed: Annotated[int, typer.Option(help="\\[default: 0; retrain: the checkpoint's]")] = None,
     device: DeviceOpt = "auto",
     data_dir: DataDirOpt = None,
     out_path: Annotated[
         Path,
         typer.Option(
-            "--out", help="Checkpoint to write. [default: INPUT-forget-METHOD.safetensors]"
+            "--out", help="Checkpoint to write. \\[default: INPUT-forget-METHOD.safetensors]"
         ),
     ] = None,
     ledger: Annotated[Path, typer.Option(help="Append one JSON receipt line per request.")] = None,

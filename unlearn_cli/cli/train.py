@@ -106,22 +106,22 @@ def train(
     ] = None,
     epochs: Annotated[
         int,
-        typer.Option(help="Passes over the training set. [default: 20 for a VAE, 3 for a judge]"),
+        typer.Option(help="Passes over the training set. \\[default: 20 for a VAE, 3 for a judge]"),
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="[default: 128]")] = None,
-    lr: Annotated[float, typer.Option(help="Adam learning rate. [default: 1e-3]")] = None,
+    batch_size: Annotated[int, typer.Option(help="\\[default: 128]")] = None,
+    lr: Annotated[float, typer.Option(help="Adam learning rate. \\[default: 1e-3]")] = None,
     latent_dim: Annotated[
-        int, typer.Option(help="VAE latent size. [default: 16 MNIST, 64 CelebA]")
+        int, typer.Option(help="VAE latent size. \\[default: 16 MNIST, 64 CelebA]")
     ] = None,
     seed: Annotated[
-        int, typer.Option(help="Same seed, same device: same weights. [default: 0]")
+        int, typer.Option(help="Same seed, same device: same weights. \\[default: 0]")
     ] = None,
     device: DeviceOpt = None,
     out_path: Annotated[
         Path,
         typer.Option(
             "--out",
-            help="Checkpoint to write (.safetensors). [default: derived from the model and data]",
+            help="Checkpoint to write (.safetensors). \\[default: derived from the model and data]",
         ),
     ] = None,
     config: Annotated[
@@ -137,6 +137,12 @@ def train(
             "out: the retrain-from-scratch reference."
         ),
     ] = None,
+    download: Annotated[
+        bool,
+        typer.Option(
+            help="Download MNIST into --data-dir first (torchvision's mirrors; needs a network)."
+        ),
+    ] = False,
     json_out: JsonOpt = False,
     force: Annotated[bool, typer.Option(help="Overwrite an existing output file.")] = False,
 ) -> None:
@@ -175,6 +181,11 @@ def train(
         )
     if name == "celeba" and s.get("classes") is not None:
         raise UsageError("--classes selects MNIST digits; CelebA has attributes instead")
+    if download and (name != "mnist" or not s.get("data_dir")):
+        raise UsageError(
+            "--download fetches MNIST into --data-dir; name the folder with "
+            "--data-dir (the embedded MNIST needs no download)"
+        )
     if s.get("exclude") and kind == "judge":
         raise UsageError("--exclude builds a retrain reference VAE; a judge must see every class")
 
@@ -211,6 +222,10 @@ def train(
     check_writable(target)
     if target.exists() and not (force or s.get("out")):
         raise UsageError(f"{target} exists; pass --out {target} or --force to overwrite it")
+    if download:
+        from unlearn_cli.data.mnist import download_mnist
+
+        download_mnist(root)
     progress = RichProgress()
     if kind == "vae":
         if requests:  # validate the manifest against the data before training

@@ -82,9 +82,21 @@ def check_root(root: Path) -> None:
             )
 
 
-def load_mnist(
-    root: str | None, split: str, classes: tuple[int, ...] | None, download: bool = False
-) -> ImageData:
+def download_mnist(root: str) -> None:
+    """Fetch MNIST into a torchvision root, only when the user asks (`train --download`)."""
+    from torchvision.datasets import MNIST
+
+    try:
+        for train in (True, False):
+            MNIST(str(Path(root).expanduser()), train=train, download=True)
+    except (OSError, RuntimeError) as e:
+        raise DataError(
+            f"could not download MNIST into {root} ({e}); leave out --data-dir to "
+            "use the embedded copy"
+        ) from None
+
+
+def load_mnist(root: str | None, split: str, classes: tuple[int, ...] | None) -> ImageData:
     """MNIST `split` ("train" or "test") restricted to `classes`; ids are indices in the split."""
     from torchvision.datasets import MNIST
 
@@ -92,8 +104,6 @@ def load_mnist(
         path = embedded_root()
     else:
         path = Path(root).expanduser()
-        if download:
-            MNIST(str(path), train=True, download=True)
         check_root(path)
     ds = MNIST(str(path), train=split == "train", download=False)
     images = ds.data.unsqueeze(1)  # (N, 28, 28) -> (N, 1, 28, 28)
