@@ -130,20 +130,36 @@ def train_vae(
     """Train a VAE from scratch on `spec`'s training set (minus its exclusions)."""
     from unlearn_cli.models import VAE
 
-    progress = progress or NullProgress()
     data = data if data is not None else training_set(spec, root)
     if len(data) == 0:
         raise UsageError(f"no training samples left in {spec.describe()}")
+    ckpt = _from_scratch(
+        "vae",
+        VAE.from_config,
+        model_cfg,
+        spec,
+        data,
+        cfg,
+        device,
+        lambda m, x, y: m.loss(x),
+        progress or NullProgress(),
+    )
+    ckpt.model.cpu()
+    return ckpt
+
+
+def _from_scratch(kind, build, model_cfg, spec, data, cfg, device, loss_fn, progress):
+    """Seed, build, fit and time a model; the checkpoint records how it was made."""
     seed_everything(cfg.seed)
-    model = VAE.from_config(model_cfg)
+    model = build(model_cfg)
     sync(device)
     start = time.perf_counter()
-    losses = fit(model, data, cfg, device, lambda m, x, y: m.loss(x), progress, "vae")
+    losses = fit(model, data, cfg, device, loss_fn, progress, kind)
     sync(device)
     seconds = time.perf_counter() - start
     return Checkpoint(
-        kind="vae",
-        model=model.cpu(),
+        kind=kind,
+        model=model,
         model_config=model_cfg.to_dict(),
         dataset=spec,
         training={**cfg.to_dict(), "device": device.type},
@@ -178,36 +194,20 @@ def train_judge(
     progress = progress or NullProgress()
     data = load_split(spec, root=root)
     target = judge_target(spec, data)
-    seed_everything(cfg.seed)
-    model = build_judge(model_cfg)
-    sync(device)
-    start = time.perf_counter()
-    losses = fit(
-        model,
+    ckpt = _from_scratch(
+        "judge",
+        build_judge,
+        model_cfg,
+        spec,
         data,
         cfg,
         device,
         lambda m, x, y: F.cross_entropy(m(x), target(y)),
         progress,
-        "judge",
     )
-    sync(device)
-    seconds = time.perf_counter() - start
     test = load_split(spec, split="test", root=root)
-    acc = accuracy(model, test, judge_target(spec, test), device)
+    acc = accuracy(ckpt.model, test, judge_target(spec, test), device)
     progress.log(f"judge held-out accuracy: {acc:.4f} on {len(test)} test images")
-    return Checkpoint(
-        kind="judge",
-        model=model.cpu(),
-        model_config=model_cfg.to_dict(),
-        dataset=spec,
-        training={**cfg.to_dict(), "device": device.type},
-        train_ids_sha256=ids_sha256(data.ids),
-        num_samples=len(data),
-        train_seconds=round(seconds, 3),
-        metrics={
-            "test_accuracy": round(acc, 5),
-            "test_samples": len(test),
-            "final_train_loss": round(losses[-1], 4),
-        },
-    )
+    ckpt.metrics.update(test_accuracy=round(acc, 5), test_samples=len(test))
+    ckpt.model.cpu()
+    return ckpt
