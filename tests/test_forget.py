@@ -182,3 +182,31 @@ def test_seed_everything_returns_a_repeatable_generator():
         torch.randperm(10, generator=seed_everything(1)),
         torch.randperm(10, generator=seed_everything(1)),
     )
+
+
+def test_sgd_repair_step_keeps_the_forget_loss_to_first_order(vae, split):
+    from unlearn_cli.methods.surgery import repair_step
+
+    forget, retain = split
+    model = vae.model.train()
+    params = scoped_parameters(model, "decoder")
+    before = torch.cat([p.detach().reshape(-1).clone() for p in params])
+    opt = torch.optim.SGD(params, lr=1e-3)
+    torch.manual_seed(0)
+    x_f, x_r = forget.images[:32].float() / 255, retain.images[:32].float() / 255
+    d, g_f = repair_step(model, params, x_f, x_r)
+    opt.step()
+    step = torch.cat([p.detach().reshape(-1) for p in params]) - before
+    assert torch.allclose(step, -1e-3 * d, atol=1e-7)
+    # the step never lowers the forget loss to first order: step . g_f >= 0 (up to rounding)
+    assert torch.dot(step.double(), g_f.double()) / (step.norm() * g_f.norm()) > -1e-5
+
+
+def test_repair_steps_win_back_retain_loss_and_keep_the_forgetting(vae, split):
+    forget, retain = split
+    plain = run_method(vae, "surgery", forget, retain, lr=5e-3, batch_size=16)
+    repaired = run_method(vae, "surgery", forget, retain, lr=5e-3, batch_size=16, repair_steps=20)
+    assert mean_loss(repaired, retain) < mean_loss(plain, retain)
+    assert mean_loss(repaired, forget) > mean_loss(vae.model, forget) + 5
+    with pytest.raises(UsageError, match="--repair-steps"):
+        configure(get_method("surgery"), vae, {"repair_steps": -1})

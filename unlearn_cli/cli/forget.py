@@ -94,6 +94,13 @@ def forget(
     ] = None,
     steps: Annotated[int, typer.Option(help="fu: prior batches to train on.")] = None,
     alpha: Annotated[float, typer.Option(help="fu: weight of the SSIM term.")] = None,
+    repair_steps: Annotated[
+        int,
+        typer.Option(
+            help="surgery: retain-descent steps after the pass, projected so they keep the "
+            "forgetting (not in the paper; see README). \\[default: 0]"
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="\\[default: 0; retrain: the checkpoint's]")] = None,
     device: DeviceOpt = "auto",
     data_dir: DataDirOpt = None,
@@ -137,6 +144,7 @@ def forget(
             epochs=epochs,
             steps=steps,
             alpha=alpha,
+            repair_steps=repair_steps,
             seed=seed,
         ),
     )

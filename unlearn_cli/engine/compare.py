@@ -76,6 +76,7 @@ METHOD_KEYS = {
     "epochs": int,
     "steps": int,
     "alpha": float,
+    "repair_steps": int,
 }
 
 
