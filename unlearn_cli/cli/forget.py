@@ -221,7 +221,10 @@ def forget(
         table.add_row(r["id"], r["selector"], str(r["selected"] or "-"), r["status"])
     table.add_section()
     table.add_row(
-        "total", "", str(summary["forget_samples"]), f"{summary['retain_samples']} retained"
+        "total",
+        "",
+        str(summary["forget_samples"]),
+        "nothing to do" if plan.nothing_to_do else f"{summary['retain_samples']} retained",
     )
     out.print(table)
     if summary["out"]:
