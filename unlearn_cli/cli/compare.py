@@ -154,11 +154,12 @@ def compare(
     yaml_inputs = [p for p in inputs if p.suffix in (".yaml", ".yml")]
     if yaml_inputs and (len(inputs) > 1):
         raise UsageError("give one experiment YAML, or only checkpoints (with --judge)")
-    from unlearn_cli.engine.checkpoint import atomic_write, check_writable
+    from unlearn_cli.engine.checkpoint import atomic_write, check_not_input, check_writable
 
-    for path in (markdown_path, csv_path):
+    for flag, path in (("--markdown", markdown_path), ("--csv", csv_path)):
         if path is not None:
             check_writable(path)
+            check_not_input(path, (*inputs, judge), flag)
     from unlearn_cli.cli.progress import RichProgress
     from unlearn_cli.engine.checkpoint import load_checkpoint
     from unlearn_cli.engine.compare import load_experiment, run_experiment, tabulate_checkpoints

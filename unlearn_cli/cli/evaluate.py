@@ -164,13 +164,14 @@ def evaluate(
 
     from unlearn_cli.cli.progress import RichProgress
     from unlearn_cli.engine import evaluate as engine
-    from unlearn_cli.engine.checkpoint import check_writable, load_checkpoint
+    from unlearn_cli.engine.checkpoint import check_not_input, check_writable, load_checkpoint
     from unlearn_cli.engine.device import resolve_device
 
     if target is not None:
         engine.parse_target(target)  # a typo fails before anything is loaded
     if grid is not None:
         check_writable(grid)
+        check_not_input(grid, (model, judge, reference, compare_grid), "--grid")
     dev = resolve_device(device)
     vae = load_checkpoint(model, kind="vae", device=dev)
     judge_ckpt = load_checkpoint(judge, kind="judge", device=dev) if judge else None

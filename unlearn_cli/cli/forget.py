@@ -119,7 +119,13 @@ def forget(
 ) -> None:
     """Make a VAE forget a class, an attribute or individual samples, and record it."""
     from unlearn_cli.data.requests import load_manifest
-    from unlearn_cli.engine.checkpoint import check_writable, load_checkpoint, save_checkpoint
+    from unlearn_cli.engine.checkpoint import (
+        check_not_input,
+        check_writable,
+        file_sha256,
+        load_checkpoint,
+        save_checkpoint,
+    )
     from unlearn_cli.engine.device import resolve_device
     from unlearn_cli.engine.forget import append_ledger, plan_forget, run_forget
     from unlearn_cli.errors import UsageError
@@ -152,8 +158,10 @@ def forget(
     target = out_path or default_out(checkpoint, method)
     if not dry_run:
         check_writable(target)
+        check_not_input(target, (manifest, indices_file), "--out")
         if ledger is not None:
             check_writable(ledger)
+            check_not_input(ledger, (checkpoint, manifest, indices_file, target), "--ledger")
         if out_path is None and target.exists() and not force:
             raise UsageError(f"{target} exists; pass --out {target} or --force to overwrite it")
     plan = plan_forget(ckpt, requests, str(data_dir) if data_dir else None)
@@ -190,8 +198,6 @@ def forget(
 
         child = run_forget(ckpt, plan, algo, cfg, dev, RichProgress())
         save_checkpoint(child, target)
-        from unlearn_cli.engine.checkpoint import file_sha256
-
         child.sha256 = file_sha256(target)
         if ledger is not None:
             append_ledger(ledger, child, ckpt, plan, target)

@@ -100,6 +100,16 @@ def check_writable(path: str | Path) -> Path:
     return path
 
 
+def check_not_input(output: str | Path, inputs, flag: str) -> None:
+    """Refuse to write `output` over one of the files the command reads (`inputs`)."""
+    output = Path(output)
+    for source in (Path(p) for p in inputs if p is not None):
+        if output.exists() and source.exists() and os.path.samefile(output, source):
+            raise OutputError(
+                f"{flag} {output} is also an input of this command; name another file"
+            )
+
+
 def atomic_write(path: Path, write) -> None:
     """Call `write(tmp_path)` and rename into place, so readers never see half a file."""
     path = check_writable(path)
