@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def is_number(value: Any) -> bool:
 
 
 def check_fields(
-    data: Any, schema: dict[str, type | tuple], where: str, problems: list[str]
+    data: Any, schema: Mapping[str, type | tuple[type, ...]], where: str, problems: list[str]
 ) -> dict:
     """Check a mapping against `schema` (key -> accepted type); append problems, return it.
 

@@ -11,8 +11,8 @@ import typer
 from rich.table import Table
 
 from unlearn_cli.cli.output import (
-    DeviceOpt,
     JsonOpt,
+    OptionalDeviceOpt,
     err,
     handle_errors,
     print_json,
@@ -120,32 +120,35 @@ def compare(
         typer.Argument(help="An experiment YAML, or checkpoints to tabulate with --judge."),
     ],
     judge: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             help="Judge checkpoint (required with checkpoints; overrides an experiment's judge)."
         ),
     ] = None,
     target: Annotated[
-        str, typer.Option(help="With checkpoints: what fratio counts, e.g. class:1 or attr:Male.")
+        str | None,
+        typer.Option(help="With checkpoints: what fratio counts, e.g. class:1 or attr:Male."),
     ] = None,
     samples: Annotated[
-        int,
+        int | None,
         typer.Option(
             help="Generated samples per evaluation. \\[default: 10000, or the experiment's]"
         ),
     ] = None,
     out_dir: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             help="Where an experiment keeps its runs (and "
             "resumes from). \\[default: the experiment's]"
         ),
     ] = None,
-    device: DeviceOpt = None,
+    device: OptionalDeviceOpt = None,
     markdown_path: Annotated[
-        Path, typer.Option("--markdown", help="Also write the table as Markdown.")
+        Path | None, typer.Option("--markdown", help="Also write the table as Markdown.")
     ] = None,
-    csv_path: Annotated[Path, typer.Option("--csv", help="Also write every cell as CSV.")] = None,
+    csv_path: Annotated[
+        Path | None, typer.Option("--csv", help="Also write every cell as CSV.")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Compare unlearning methods in the layout of the paper's Table 1."""

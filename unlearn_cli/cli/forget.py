@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -20,10 +20,23 @@ from unlearn_cli.cli.output import (
     print_json,
 )
 
+if TYPE_CHECKING:
+    from unlearn_cli.data.requests import Request
+
+IdT = TypeVar("IdT", int, str)  # a sample's index, or a CelebA file name
+
+
+def identity_request(kind: str, values: list[IdT]) -> Request:
+    """One request for these identities; its id is a digest of their set, so a rerun is a no-op."""
+    from unlearn_cli.data.requests import Request
+
+    digest = hashlib.sha256(",".join(map(str, sorted(set(values)))).encode()).hexdigest()
+    return Request(f"cli-{kind}-{digest[:12]}", kind, tuple(values))
+
 
 def flag_requests(
     classes: list[int], attributes: list[str], indices: str | None, indices_file: Path | None
-) -> list:
+) -> list[Request]:
     """Requests from the selector flags; their ids are stable, so a rerun is a no-op."""
     from unlearn_cli.data.requests import Request, read_indices_file
     from unlearn_cli.errors import UsageError
@@ -39,10 +52,10 @@ def flag_requests(
         raise UsageError(f"--indices: {bad} is negative; indices start at 0")
     numbers = [int(p) for p in picked if p.isdigit()]
     files = [p for p in picked if not p.isdigit()]
-    for kind, values in (("indices", numbers), ("files", files)):
-        if values:
-            digest = hashlib.sha256(",".join(map(str, sorted(set(values)))).encode()).hexdigest()
-            requests.append(Request(f"cli-{kind}-{digest[:12]}", kind, tuple(values)))
+    if numbers:
+        requests.append(identity_request("indices", numbers))
+    if files:
+        requests.append(identity_request("files", files))
     return requests
 
 
@@ -54,63 +67,70 @@ def default_out(src: Path, method: str) -> Path:
 def forget(
     checkpoint: Annotated[Path, typer.Argument(help="The VAE checkpoint to unlearn from.")],
     class_: Annotated[
-        list[int], typer.Option("--class", help="MNIST digit to forget (repeatable).")
+        list[int] | None, typer.Option("--class", help="MNIST digit to forget (repeatable).")
     ] = None,
     attribute: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(help="CelebA attribute whose samples to forget, e.g. Male (repeatable)."),
     ] = None,
-    indices: Annotated[str, typer.Option(help="Training-sample identities, e.g. 12,40,77.")] = None,
+    indices: Annotated[
+        str | None, typer.Option(help="Training-sample identities, e.g. 12,40,77.")
+    ] = None,
     indices_file: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             help="File of identities or CelebA file names, one per line or comma-separated."
         ),
     ] = None,
     manifest: Annotated[
-        Path, typer.Option(help="YAML batch of deletion requests (see README).")
+        Path | None, typer.Option(help="YAML batch of deletion requests (see README).")
     ] = None,
     method: Annotated[str, typer.Option(help="surgery, ascent, fu or retrain.")] = "surgery",
     params: Annotated[
-        str, typer.Option(help="Parameters to update: decoder or all. \\[default: decoder]")
+        str | None, typer.Option(help="Parameters to update: decoder or all. \\[default: decoder]")
     ] = None,
     projection: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="surgery: always (the paper) or conflict (only when the gradients conflict)."
         ),
     ] = None,
     lr: Annotated[
-        float, typer.Option(help="\\[default: 5e-4 MNIST, 1e-5 CelebA; retrain: the checkpoint's]")
+        float | None,
+        typer.Option(help="\\[default: 5e-4 MNIST, 1e-5 CelebA; retrain: the checkpoint's]"),
     ] = None,
     batch_size: Annotated[
-        int, typer.Option(help="\\[default: the checkpoint's training batch size]")
+        int | None, typer.Option(help="\\[default: the checkpoint's training batch size]")
     ] = None,
     epochs: Annotated[
-        int,
+        int | None,
         typer.Option(
             help="Passes over D_f (retrain: over D_r). \\[default: 1; retrain: the checkpoint's]"
         ),
     ] = None,
-    steps: Annotated[int, typer.Option(help="fu: prior batches to train on.")] = None,
-    alpha: Annotated[float, typer.Option(help="fu: weight of the SSIM term.")] = None,
+    steps: Annotated[int | None, typer.Option(help="fu: prior batches to train on.")] = None,
+    alpha: Annotated[float | None, typer.Option(help="fu: weight of the SSIM term.")] = None,
     repair_steps: Annotated[
-        int,
+        int | None,
         typer.Option(
             help="surgery: retain-descent steps after the pass, projected so they keep the "
             "forgetting (not in the paper; see README). \\[default: 0]"
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="\\[default: 0; retrain: the checkpoint's]")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="\\[default: 0; retrain: the checkpoint's]")
+    ] = None,
     device: DeviceOpt = "auto",
     data_dir: DataDirOpt = None,
     out_path: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--out", help="Checkpoint to write. \\[default: INPUT-forget-METHOD.safetensors]"
         ),
     ] = None,
-    ledger: Annotated[Path, typer.Option(help="Append one JSON receipt line per request.")] = None,
+    ledger: Annotated[
+        Path | None, typer.Option(help="Append one JSON receipt line per request.")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option(help="Show what each request selects; write nothing.")
     ] = False,
@@ -171,7 +191,7 @@ def forget(
             markup=False,
             highlight=False,
         )
-    summary = {
+    summary: dict[str, Any] = {
         "checkpoint": str(checkpoint),
         "method": method,
         "dry_run": dry_run,

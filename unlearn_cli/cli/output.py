@@ -22,9 +22,9 @@ from unlearn_cli.errors import EXIT_FAILURE, UnlearnError
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-DeviceOpt = Annotated[
-    str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
-]
+_DEVICE = typer.Option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
+DeviceOpt = Annotated[str, _DEVICE]
+OptionalDeviceOpt = Annotated[str | None, _DEVICE]  # None: a config or experiment file decides
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 DataDirOpt = Annotated[
     Path | None,

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from unlearn_cli.cli.output import err
 
@@ -11,7 +18,7 @@ class RichProgress:
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         self._bar: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
 
     def start(self, description: str, total: int) -> None:
         if self.quiet:
@@ -30,7 +37,7 @@ class RichProgress:
         self._task = self._bar.add_task(description, total=total, status="")
 
     def advance(self, n: int = 1, status: str = "") -> None:
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             self._bar.update(self._task, advance=n, status=status)
 
     def done(self, summary: str = "") -> None:

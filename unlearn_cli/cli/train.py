@@ -9,8 +9,8 @@ import typer
 
 from unlearn_cli.cli.output import (
     DataDirOpt,
-    DeviceOpt,
     JsonOpt,
+    OptionalDeviceOpt,
     err,
     handle_errors,
     key_value_table,
@@ -19,7 +19,7 @@ from unlearn_cli.cli.output import (
     print_json,
 )
 
-TRAIN_KEYS = {
+TRAIN_KEYS: dict[str, type | tuple[type, ...]] = {
     "model": str,
     "dataset": str,
     "data_dir": str,
@@ -86,52 +86,52 @@ def default_out(kind: str, spec) -> Path:
 @handle_errors
 def train(
     model: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="What to train: vae (the generator) or judge (the classifier evaluate uses)."
         ),
     ] = None,
     dataset: Annotated[
-        str, typer.Option(help="mnist (embedded) or celeba (needs --data-dir).")
+        str | None, typer.Option(help="mnist (embedded) or celeba (needs --data-dir).")
     ] = None,
     data_dir: DataDirOpt = None,
     classes: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="MNIST digits to train on, e.g. 1,3,8 (the paper's MNIST138). Default: all ten."
         ),
     ] = None,
     attribute: Annotated[
-        str, typer.Option(help="CelebA attribute a judge classifies, e.g. Male.")
+        str | None, typer.Option(help="CelebA attribute a judge classifies, e.g. Male.")
     ] = None,
     epochs: Annotated[
-        int,
+        int | None,
         typer.Option(help="Passes over the training set. \\[default: 20 for a VAE, 3 for a judge]"),
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="\\[default: 128]")] = None,
-    lr: Annotated[float, typer.Option(help="Adam learning rate. \\[default: 1e-3]")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="\\[default: 128]")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate. \\[default: 1e-3]")] = None,
     latent_dim: Annotated[
-        int, typer.Option(help="VAE latent size. \\[default: 16 MNIST, 64 CelebA]")
+        int | None, typer.Option(help="VAE latent size. \\[default: 16 MNIST, 64 CelebA]")
     ] = None,
     seed: Annotated[
-        int, typer.Option(help="Same seed, same device: same weights. \\[default: 0]")
+        int | None, typer.Option(help="Same seed, same device: same weights. \\[default: 0]")
     ] = None,
-    device: DeviceOpt = None,
+    device: OptionalDeviceOpt = None,
     out_path: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--out",
             help="Checkpoint to write (.safetensors). \\[default: derived from the model and data]",
         ),
     ] = None,
     config: Annotated[
-        Path, typer.Option(help="YAML file of these settings; flags override it.")
+        Path | None, typer.Option(help="YAML file of these settings; flags override it.")
     ] = None,
     limit: Annotated[
-        int, typer.Option(help="Use only the first N samples of each split (quick runs).")
+        int | None, typer.Option(help="Use only the first N samples of each split (quick runs).")
     ] = None,
     exclude: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             help="Forget-request manifest whose samples are left "
             "out: the retrain-from-scratch reference."
@@ -189,7 +189,7 @@ def train(
     if s.get("exclude") and kind == "judge":
         raise UsageError("--exclude builds a retrain reference VAE; a judge must see every class")
 
-    classes = _classes(s.get("classes"))
+    digits = _classes(s.get("classes"))
 
     import torch  # noqa: F401  (heavy imports only once the arguments are known to be sane)
 
@@ -206,7 +206,7 @@ def train(
     spec = DatasetSpec(
         name=name,
         root=root,
-        classes=classes,
+        classes=digits,
         attribute=s.get("attribute"),
         exclude=tuple(r.to_dict() for r in requests),
         limit=s.get("limit"),
@@ -225,6 +225,7 @@ def train(
     if download:
         from unlearn_cli.data.mnist import download_mnist
 
+        assert root is not None  # --download without --data-dir was refused above
         download_mnist(root)
     progress = RichProgress()
     if kind == "vae":

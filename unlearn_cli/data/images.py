@@ -8,9 +8,20 @@ image as float in [0, 1].
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 from torch.utils.data import Dataset, default_collate
+
+
+class Samples(Protocol):
+    """What the engine needs of a dataset: ImageData, CelebA and their subsets."""
+
+    ids: torch.Tensor  # (N,) int64 identities
+
+    def __len__(self) -> int: ...
+
+    def subset(self, positions: torch.Tensor) -> Samples: ...
 
 
 class ImageData(Dataset):

@@ -127,7 +127,7 @@ def load_manifest(path: str | Path) -> list[Request]:
     return parse_requests(load_yaml(path), str(path))
 
 
-def read_indices_file(path: str | Path) -> list:
+def read_indices_file(path: str | Path) -> list[int | str]:
     """Identities from a text file: integers or CelebA file names, split by whitespace or commas;
     `#` starts a comment."""
     path = Path(path)
@@ -135,7 +135,7 @@ def read_indices_file(path: str | Path) -> list:
         text = path.read_text()
     except OSError as e:
         raise DataError(f"cannot read --indices-file {path}: {e.strerror}") from None
-    out = []
+    out: list[int | str] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         for token in line.split("#", 1)[0].replace(",", " ").split():
             if token.lstrip("-").isdigit():

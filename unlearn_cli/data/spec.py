@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from unlearn_cli.errors import DataError
+
+if TYPE_CHECKING:
+    from unlearn_cli.data.images import Samples
 
 DATASETS = ("mnist", "celeba")
 
@@ -93,10 +97,11 @@ def load_split(spec: DatasetSpec, split: str | None = None, root: str | None = N
     if spec.name == "mnist":
         from unlearn_cli.data.mnist import load_mnist
 
-        data = load_mnist(root, split, spec.classes)
+        data: Samples = load_mnist(root, split, spec.classes)
     else:
         from unlearn_cli.data.celeba import CelebA
 
+        assert root is not None  # DatasetSpec refuses CelebA without a root
         data = CelebA(root, split, spec.image_size)
         if spec.attribute is not None:
             data.attribute_index(spec.attribute)  # fails early, with suggestions, if unknown

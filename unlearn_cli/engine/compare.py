@@ -15,6 +15,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, overload
 
 import torch
 
@@ -103,6 +104,14 @@ class Experiment:
     out_dir: Path = Path("runs")
 
 
+@overload
+def _resolve(base: Path, value: str) -> str: ...
+
+
+@overload
+def _resolve(base: Path, value: None) -> None: ...
+
+
 def _resolve(base: Path, value: str | None) -> str | None:
     return None if value is None else str((base / value).expanduser().resolve())
 
@@ -162,6 +171,7 @@ def load_experiment(path: str | Path) -> Experiment:
         problems.append(f"dataset: {e}")
     if problems:
         raise ConfigError(src, problems)
+    assert spec is not None  # a DatasetSpec that failed added a problem above
     if "checkpoint" in judge:
         judge["checkpoint"] = _resolve(base, judge["checkpoint"])
     return Experiment(
@@ -229,6 +239,7 @@ class Runner:
         j = self.exp.judge
         if "checkpoint" in j:
             ckpt = load_checkpoint(j["checkpoint"], "judge")
+            assert ckpt.sha256 is not None  # load_checkpoint sets it
             return ckpt, ckpt.sha256
         spec = dataclasses.replace(self.exp.dataset, attribute=j.get("attribute"))
         cfg = TrainConfig(
@@ -255,6 +266,7 @@ class Runner:
 
         if self.exp.original is not None:
             ckpt = load_checkpoint(self.exp.original, "vae")
+            assert ckpt.sha256 is not None  # load_checkpoint sets it
             return ckpt, ckpt.sha256
         cfg = TrainConfig(**self.exp.train, seed=seed)
         model_cfg = VAEConfig.from_name(self.exp.dataset.name, **self.exp.model)
@@ -373,7 +385,7 @@ def lookup(result: dict, dotted: str):
 
 def summarise(label: str, title: str, results: list[dict]) -> dict:
     """Mean and sample standard deviation over seeds of every column."""
-    cells = {}
+    cells: dict[str, dict[str, Any] | None] = {}
     for dotted, _, _ in COLUMNS:
         values = [v for v in (lookup(r, dotted) for r in results) if v is not None]
         if not values:

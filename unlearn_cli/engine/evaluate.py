@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from unlearn_cli.data.images import Samples
 from unlearn_cli.data.requests import SELECTORS, Request, resolve, union
 from unlearn_cli.data.spec import DatasetSpec, load_split
 from unlearn_cli.engine.checkpoint import Checkpoint, atomic_write
@@ -223,7 +224,8 @@ class Generated:
         self, vae: torch.nn.Module, n: int, seed: int, batch_size: int, device: torch.device
     ):
         generator = torch.Generator().manual_seed(seed)
-        self.z = torch.randn(n, vae.latent_dim, generator=generator)  # (N, z) on CPU
+        # torch types a Module's attributes as Tensor | Module, hence the ignore
+        self.z = torch.randn(n, vae.latent_dim, generator=generator)  # type: ignore[call-overload]  # (N, z) on CPU
         self.vae, self.batch_size, self.device = vae, batch_size, device
 
     def __len__(self) -> int:
@@ -248,11 +250,11 @@ def _selected(request: Request, data, spec: DatasetSpec) -> torch.Tensor:
 class EvalSets:
     """The real images an evaluation needs, all from the model's own splits."""
 
-    train: object  # the whole training split, forgotten samples included
-    test: object  # the whole test split
+    train: Samples  # the whole training split, forgotten samples included
+    test: Samples  # the whole test split
     retain_mask: torch.Tensor  # (N_test,) held-out images outside the target: FID's real set
-    forget: object | None  # training samples of the target (forget ELBO)
-    members: object | None  # forgotten individual samples (MIA members)
+    forget: Samples | None  # training samples of the target (forget ELBO)
+    members: Samples | None  # forgotten individual samples (MIA members)
     nonmember_mask: torch.Tensor | None  # (N_test,) test images of the members' classes
 
 
@@ -385,10 +387,13 @@ def _elbo_metrics(
     on_members = nelbo(vae.model, sets.members) if sets.members is not None else None
     forget_elbo = None
     if sets.forget is not None and len(sets.forget):
-        on_forget = on_members if sets.forget is sets.members else nelbo(vae.model, sets.forget)
+        if on_members is not None and sets.forget is sets.members:
+            on_forget = on_members
+        else:
+            on_forget = nelbo(vae.model, sets.forget)
         forget_elbo = on_forget.mean().item()
     auc = auc_reference = None
-    if sets.members is not None:  # higher score = more likely a member: score = -negative ELBO
+    if on_members is not None:  # higher score = more likely a member: score = -negative ELBO
         auc = mia_auc(-on_members, -on_test[sets.nonmember_mask])
     if reference is not None and sets.members is None:
         progress.log(
@@ -439,6 +444,7 @@ def _warn_if_not_retrained(reference: Checkpoint, sets: EvalSets, progress: Prog
     full = dataclasses.replace(reference.dataset, exclude=())
     excluded = [r for r in forgotten_requests(reference) if r.selector in ("indices", "files")]
     ids = union([resolve(r, sets.train, full) for r in excluded])
+    assert sets.members is not None  # called only when there are members to compare
     if not torch.isin(sets.members.ids, ids).all():
         progress.log(
             f"warning: --reference {reference.path} was trained on some of the "
@@ -514,8 +520,9 @@ def sample_grid(vae: Checkpoint, device: torch.device | str = "cpu") -> torch.Te
 
     model = vae.model.to(device).eval()
     generator = torch.Generator().manual_seed(GRID_SEED)
-    z = torch.randn(GRID_SIDE * GRID_SIDE, model.latent_dim, generator=generator)  # (64, z)
-    images = model.decode(z.to(device)).cpu()  # (64, C, H, W)
+    # torch types a Module's attributes as Tensor | Module, hence the ignores
+    z = torch.randn(GRID_SIDE * GRID_SIDE, model.latent_dim, generator=generator)  # type: ignore[call-overload]  # (64, z)
+    images = model.decode(z.to(device)).cpu()  # type: ignore[operator]  # (64, C, H, W)
     grid = make_grid(images, nrow=GRID_SIDE, padding=GRID_PADDING, pad_value=1.0)  # (3, H', W')
     return grid[: images.shape[1]]  # make_grid repeats a grey channel three times
 

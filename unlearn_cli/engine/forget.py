@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from unlearn_cli import __version__
-from unlearn_cli.data.images import split_by_ids
+from unlearn_cli.data.images import Samples, split_by_ids
 from unlearn_cli.data.requests import (
     Request,
     ids_sha256,
@@ -35,8 +35,8 @@ class Plan:
     new: list[Request]  # requests not yet in the lineage
     skipped: list[Request]  # requests the lineage says were already forgotten
     selected: dict[str, int]  # request id -> samples it selects
-    forget: object = None  # D_f: the samples of the new requests
-    retain: object = None  # D_r: training set minus everything forgotten, now and before
+    forget: Samples | None = None  # D_f: the samples of the new requests
+    retain: Samples | None = None  # D_r: training set minus everything forgotten, now and before
     forget_ids: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
 
     @property
@@ -82,6 +82,7 @@ def run_forget(
     progress: Progress | None = None,
 ) -> Checkpoint:
     """Run `method` on the plan and return the child checkpoint (not yet saved)."""
+    assert plan.retain is not None  # plan_forget sets it whenever there is something to do
     progress = progress or NullProgress()
     sync(device)
     start = time.perf_counter()

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from unlearn_cli.engine.checkpoint import Checkpoint
     from unlearn_cli.engine.progress import Progress
+    from unlearn_cli.models import VAE
 
 METHOD_NAMES = ("surgery", "ascent", "fu", "retrain")
 
@@ -39,6 +40,7 @@ class UnlearningMethod(Protocol):
 def get_method(name: str) -> UnlearningMethod:
     from unlearn_cli.errors import suggest
 
+    cls: type[UnlearningMethod]
     if name == "surgery":
         from unlearn_cli.methods.surgery import Surgery as cls
     elif name == "ascent":
@@ -81,7 +83,7 @@ def default_lr(ckpt: Checkpoint) -> float:
     return 5e-4 if ckpt.dataset.name == "mnist" else 1e-5
 
 
-def scoped_parameters(model: nn.Module, scope: str) -> list[nn.Parameter]:
+def scoped_parameters(model: VAE, scope: str) -> list[nn.Parameter]:
     """The parameters an unlearning update may change: `all`, or the `decoder`'s only."""
     if scope == "decoder":
         return list(model.decoder.parameters())

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +39,9 @@ from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.train import make_loader, to_device
 from unlearn_cli.errors import UsageError
 from unlearn_cli.methods import default_lr
+
+if TYPE_CHECKING:
+    from unlearn_cli.models import VAE
 
 
 @dataclass
@@ -112,7 +116,7 @@ def ssim(x: Tensor, y: Tensor, kh: Tensor, kw: Tensor, data_range: float = 1.0) 
 
 
 @torch.no_grad()
-def mean_latent(model: nn.Module, data, batch_size: int, device: torch.device, progress) -> Tensor:
+def mean_latent(model: VAE, data, batch_size: int, device: torch.device, progress) -> Tensor:
     """The mean of the encoder's means mu over every sample of `data`."""
     total = torch.zeros(model.latent_dim, dtype=torch.float64, device=device)
     for batch in make_loader(data, batch_size, device):

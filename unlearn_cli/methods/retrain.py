@@ -47,5 +47,6 @@ class Retrain:
         seed_everything(cfg.seed)
         model = VAE.from_config(VAEConfig(**ckpt.model_config))
         train_cfg = TrainConfig(cfg.epochs, cfg.batch_size, cfg.lr, cfg.seed)
-        fit(model, retain, train_cfg, device, lambda m, x, y: m.loss(x), progress, "retrain")
+        # torch types a Module's attributes as Tensor | Module, hence the ignore
+        fit(model, retain, train_cfg, device, lambda m, x, y: m.loss(x), progress, "retrain")  # type: ignore[operator]
         return model

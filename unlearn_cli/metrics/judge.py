@@ -50,9 +50,10 @@ def judge_outputs(judge: nn.Module, images: Images, batch_size: int):
     logits, features = [], []
     for x in batches(images, batch_size):
         x = x.to(device)
-        f = judge.features(x)  # (B, C, H, W) -> (B, num_features)
+        # torch types a Module's attributes as Tensor | Module, hence the ignores
+        f = judge.features(x)  # type: ignore[operator]  # (B, C, H, W) -> (B, num_features)
         features.append(f)
-        logits.append(judge.head(f) if hasattr(judge, "head") else judge(x))  # (B, classes)
+        logits.append(judge.head(f) if hasattr(judge, "head") else judge(x))  # type: ignore[operator]  # (B, classes)
     if not features:
         raise ValueError("the judge was given no images")
     return torch.cat(logits), torch.cat(features)

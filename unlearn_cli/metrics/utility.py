@@ -109,5 +109,6 @@ def negative_elbo(
     vae.eval()
     device = device_of(vae)
     with seeded(seed, device):
-        out = [vae.negative_elbo(x.to(device)).double().cpu() for x in batches(images, batch_size)]
+        # torch types a Module's attributes as Tensor | Module, hence the ignore
+        out = [vae.negative_elbo(x.to(device)).double().cpu() for x in batches(images, batch_size)]  # type: ignore[operator]
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)

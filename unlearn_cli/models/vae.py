@@ -51,7 +51,9 @@ class VAE(nn.Module):
     """Gaussian encoder, Bernoulli decoder. `encoder` and `decoder` are separate submodules so
     unlearning can be scoped to the decoder's parameters."""
 
-    def __init__(self, arch, channels, image_size, hidden, latent_dim):
+    def __init__(
+        self, arch: str, channels: int, image_size: int, hidden: tuple[int, ...], latent_dim: int
+    ) -> None:
         super().__init__()
         self.shape = (channels, image_size, image_size)
         self.latent_dim = latent_dim
