@@ -152,3 +152,22 @@ def test_checkpoints_need_a_judge(cli, tiny_vae):
 def test_markdown_cells_are_formatted_mean_std(first_run):
     _, md = first_run
     assert re.search(r"\| OURS \(surgery\) \| (\*\*)?\d\.\d{3} \(\d\.\d{3}\)", md.read_text())
+
+
+def test_sample_level_experiment_reports_membership_inference(experiment, first_run, cli):
+    """Forgetting individual samples: no class to count, so the MIA AUC is the privacy column;
+    the original is scored against the experiment's requests (its lineage names none)."""
+    body = experiment.read_text().split("forget:")[0] + (
+        "forget:\n  requests:\n    - {id: some-samples, indices: [7, 10, 12, 17]}\n"
+        "methods: [surgery]\nseeds: [0]\nevaluate: {samples: 100}\n"
+        f"out_dir: {experiment.parent / 'runs'}\n"
+    )
+    path = experiment.parent / "samples.yaml"
+    path.write_text(body)
+    report = parse_json(cli("compare", path, "--json"))
+    assert report["target"] is None
+    assert [r["title"] for r in report["rows"]] == ["BEFORE", "OURS (surgery)", "RETRAIN"]
+    for row in report["rows"]:
+        assert 0.0 <= row["cells"]["privacy.mia_auc"]["mean"] <= 1.0
+        assert row["cells"]["privacy.fratio"] is None
+    assert report["reused"] >= 2  # the judge and the seed-0 original of the first experiment

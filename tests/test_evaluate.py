@@ -456,3 +456,20 @@ def test_celeba_forgotten_files_score_membership_inference(celeba, tmp_path):
     path = variant(celeba["vae"], tmp_path / "files.safetensors", lineage=[forget_entry(requests)])
     r = evaluate(load_checkpoint(path), None, samples=4, batch_size=8)
     assert r["target"] == "samples" and 0.0 <= r["privacy"]["mia_auc"] <= 1.0
+
+
+def test_an_original_model_is_scored_against_a_manifest(cli, tiny_vae, tmp_path):
+    """An original model's lineage names no samples; --manifest names them, so its MIA AUC
+    can be compared with its unlearned child's."""
+    from unlearn_cli.data.requests import training_set
+    from unlearn_cli.engine.checkpoint import load_checkpoint
+
+    data = training_set(load_checkpoint(tiny_vae).dataset)
+    ids = data.ids[data.labels == 3][:5].tolist()
+    manifest = tmp_path / "r.yaml"
+    manifest.write_text(f"requests:\n  - id: r1\n    indices: {ids}\n")
+    refused = cli("evaluate", tiny_vae, "--target", "samples")
+    assert refused.exit_code == 2 and "--manifest" in refused.stderr
+    result = parse_json(cli("evaluate", tiny_vae, "--manifest", manifest, "--json"))
+    assert result["target"] == "samples"
+    assert 0.0 <= result["privacy"]["mia_auc"] <= 1.0

@@ -41,6 +41,13 @@ ReferenceOpt = Annotated[
         "membership-inference AUC is shown beside the model's."
     ),
 ]
+ManifestOpt = Annotated[
+    Path | None,
+    _option(
+        "Deletion requests to score against instead of the model's lineage: how an original "
+        "model is scored for the samples a manifest will forget (MIA AUC, forget ELBO)."
+    ),
+]
 SamplesOpt = Annotated[
     int, typer.Option(help="Images to generate for fratio, IS and FID (the paper's 10,000).")
 ]
@@ -130,6 +137,7 @@ def evaluate(
     judge: JudgeOpt = None,
     target: TargetOpt = None,
     reference: ReferenceOpt = None,
+    manifest: ManifestOpt = None,
     samples: SamplesOpt = 10000,
     seed: SeedOpt = 0,
     batch_size: BatchOpt = 500,
@@ -163,12 +171,14 @@ def evaluate(
         raise UsageError(f"{needs_judge[0]} gates on a metric that needs --judge JUDGE.safetensors")
 
     from unlearn_cli.cli.progress import RichProgress
+    from unlearn_cli.data.requests import load_manifest
     from unlearn_cli.engine import evaluate as engine
     from unlearn_cli.engine.checkpoint import check_not_input, check_writable, load_checkpoint
     from unlearn_cli.engine.device import resolve_device
 
     if target is not None:
         engine.parse_target(target)  # a typo fails before anything is loaded
+    requests = load_manifest(manifest) if manifest is not None else None
     if grid is not None:
         check_writable(grid)
         check_not_input(grid, (model, judge, reference, compare_grid), "--grid")
@@ -190,6 +200,7 @@ def evaluate(
         progress=RichProgress(),
         root=str(data_dir) if data_dir else None,
         reference=ref_ckpt,
+        requests=requests,
     )
     # after the checks inside evaluate(), so that a bad input stays a one-line error
     if judge_ckpt is None:

@@ -300,12 +300,20 @@ class Runner:
         return self.cached(f"{slug(run.label)}-s{seed}-{k}.safetensors", make), k
 
     def metrics(
-        self, ckpt: Checkpoint, ckpt_key: str, judge: Checkpoint, judge_key: str, target: str | None
+        self,
+        ckpt: Checkpoint,
+        ckpt_key: str,
+        judge: Checkpoint,
+        judge_key: str,
+        target: str | None,
+        requests: list[Request] | None = None,
     ) -> dict:
+        """evaluate() of one checkpoint; `requests` score a model whose lineage names none."""
         from unlearn_cli.engine.evaluate import evaluate
 
         ev = {"samples": 10000, "seed": 0, "batch_size": 500, **self.exp.evaluate}
-        path = self.exp.out_dir / f"metrics-{key(ckpt_key, judge_key, ev, target)}.json"
+        named = [r.to_dict() for r in requests] if requests is not None else None
+        path = self.exp.out_dir / f"metrics-{key(ckpt_key, judge_key, ev, target, named)}.json"
         if path.exists():
             return json.loads(path.read_text())
         result = evaluate(
@@ -315,6 +323,7 @@ class Runner:
             device=self.device,
             progress=self.progress,
             root=self.exp.dataset.root,
+            requests=requests,
             **ev,
         )
         atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
@@ -335,11 +344,10 @@ def run_experiment(exp: Experiment, device: torch.device, progress: Progress | N
     for seed in exp.seeds:
         progress.log(f"seed {seed}")
         original, original_key = runner.original(seed)
-        before = original
-        if target is None:  # sample-level: tell evaluate what the original should forget
-            entry = {"operation": "reference", "requests": [r.to_dict() for r in exp.requests]}
-            before = dataclasses.replace(original, lineage=[entry])
-        results = {"BEFORE": runner.metrics(before, original_key, judge, judge_key, target)}
+        # the original's lineage names nothing: score it against the experiment's requests
+        results = {
+            "BEFORE": runner.metrics(original, original_key, judge, judge_key, target, exp.requests)
+        }
         from unlearn_cli.methods import get_method
 
         for run in [*exp.methods, MethodRun("RETRAIN", "retrain")]:

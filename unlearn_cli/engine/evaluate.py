@@ -182,7 +182,7 @@ def check_reference(reference: Checkpoint, vae: Checkpoint) -> None:
 
 def cost(ckpt: Checkpoint) -> dict:
     """Wall time of what made this model: its forget operations (all of them, summed), else
-    its training. Lineage entries of another operation name requests but cost nothing."""
+    its training."""
     forgets = [e for e in ckpt.lineage if e.get("operation", "forget") == "forget"]
     if forgets:
         methods = dict.fromkeys(str(e.get("method", "unknown")) for e in forgets)
@@ -307,8 +307,13 @@ def evaluate(
     progress: Progress | None = None,
     root: str | None = None,
     reference: Checkpoint | None = None,
+    requests: list[Request] | None = None,
 ) -> dict:
     """Privacy, utility and cost of the generator in `vae`, as a JSON-ready dict.
+
+    `requests` are the deletion requests to score against; by default, what the checkpoint
+    itself says it forgot (an original model says nothing, so score it with the requests its
+    unlearned children honoured).
 
     `target` ("class:1", "attr:Male", "samples") overrides what the lineage says was forgotten.
     The target's training samples are the forget set of `forget_elbo` (a seeded random
@@ -326,13 +331,15 @@ def evaluate(
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     if vae.kind != "vae":
         raise CheckpointError(f"{vae.path}: is a {vae.kind} checkpoint; evaluate scores a VAE")
-    requests = forgotten_requests(vae)
+    if requests is None:
+        requests = forgotten_requests(vae)
     tgt = parse_target(target) if target is not None else default_target(requests)
     sample_requests = [r for r in requests if r.selector in ("indices", "files")]
     if tgt is not None and tgt.kind == "samples" and not sample_requests:
         raise UsageError(
             "--target samples: the model's lineage names no forgotten samples "
-            "(indices or files); score classes with class:DIGIT or attr:NAME"
+            "(indices or files); name them with --manifest, or score classes with "
+            "class:DIGIT or attr:NAME"
         )
     if tgt is not None:
         check_target(tgt, vae.dataset)
