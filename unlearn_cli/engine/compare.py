@@ -202,14 +202,12 @@ def key(*parts) -> str:
 
 
 def target_of(requests: list[Request]) -> str | None:
-    """What fratio counts for these requests (None: the lineage decides, e.g. samples)."""
-    classes = sorted({c for r in requests if r.selector == "class" for c in r.values})
-    attrs = [a for r in requests if r.selector == "attribute" for a in r.values]
-    if classes and not attrs:
-        return "class:" + ",".join(map(str, classes))
-    if attrs and not classes and len(set(attrs)) == 1:
-        return f"attr:{attrs[0]}"
-    return None
+    """What fratio counts for these requests; None for individual samples, which the
+    membership-inference AUC scores instead."""
+    from unlearn_cli.engine.evaluate import default_target
+
+    target = default_target(requests)
+    return None if target is None or target.kind == "samples" else str(target)
 
 
 class Runner:
@@ -250,11 +248,6 @@ class Runner:
         )
         k = key("judge", spec.to_dict(), cfg.to_dict())
         model_cfg = JudgeConfig.from_name(spec.name, num_classes=spec.num_classes)
-        self.progress.log(
-            "judge: training"
-            if not (self.exp.out_dir / f"judge-{k}.safetensors").exists()
-            else "judge: cached"
-        )
         return self.cached(
             f"judge-{k}.safetensors",
             lambda: train_judge(spec, model_cfg, cfg, self.device, self.progress),

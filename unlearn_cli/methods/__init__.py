@@ -90,3 +90,10 @@ def scoped_parameters(model: VAE, scope: str) -> list[nn.Parameter]:
     if scope == "all":
         return list(model.parameters())
     raise UsageError(f"--params {scope!r}: use all or decoder")
+
+
+def train_only(model: nn.Module, params: list[nn.Parameter]) -> None:
+    """Let autograd compute gradients for `params` alone (backward skips the rest)."""
+    chosen = {id(p) for p in params}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in chosen)

@@ -15,7 +15,7 @@ from torch import nn
 from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.train import make_loader, to_device
 from unlearn_cli.errors import UsageError
-from unlearn_cli.methods import default_lr, scoped_parameters
+from unlearn_cli.methods import default_lr, scoped_parameters, train_only
 from unlearn_cli.methods.surgery import make_optimizer
 
 
@@ -48,6 +48,7 @@ class Ascent:
         generator = seed_everything(cfg.seed)
         model = copy.deepcopy(ckpt.model).to(device).train()
         params = scoped_parameters(model, cfg.params)
+        train_only(model, params)  # no gradients for parameters the step leaves alone
         opt = make_optimizer(cfg.optimizer, params, cfg.lr)
         batches = make_loader(forget, cfg.batch_size, device, True, generator)
         for epoch in range(cfg.epochs):
@@ -60,4 +61,4 @@ class Ascent:
                 opt.step()
                 progress.advance(1, f"forget loss {loss_f.item():.1f}")
             progress.done()
-        return model.eval()
+        return model.requires_grad_(True).eval()

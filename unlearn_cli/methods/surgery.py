@@ -28,7 +28,7 @@ from torch import nn
 from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.train import make_loader, to_device
 from unlearn_cli.errors import UsageError
-from unlearn_cli.methods import default_lr, scoped_parameters
+from unlearn_cli.methods import default_lr, scoped_parameters, train_only
 
 
 @dataclass
@@ -120,10 +120,7 @@ class Surgery:
         generator = seed_everything(cfg.seed)
         model = copy.deepcopy(ckpt.model).to(device).train()
         params = scoped_parameters(model, cfg.params)
-        for p in model.parameters():
-            p.requires_grad_(False)
-        for p in params:
-            p.requires_grad_(True)
+        train_only(model, params)
         opt = make_optimizer(cfg.optimizer, params, cfg.lr)
         forget_batches = make_loader(forget, cfg.batch_size, device, True, generator)
         retain_batches = endless(make_loader(retain, cfg.batch_size, device, True, generator))
@@ -147,6 +144,4 @@ class Surgery:
                 opt.step()
                 progress.advance(1)
             progress.done()
-        for p in model.parameters():
-            p.requires_grad_(True)
-        return model.eval()
+        return model.requires_grad_(True).eval()
