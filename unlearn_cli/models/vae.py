@@ -38,6 +38,19 @@ class VAEConfig:
         return d
 
 
+def cpu_normal(rows: int, cols: int) -> torch.Tensor:
+    """(rows, cols) standard normal noise from torch's global CPU generator, whose values for a
+    row depend only on how many rows were drawn before it, not on how they were batched.
+
+    On CUDA, `randn_like` draws depend on the tensor's shape, so a metric's noise would change
+    with its batch size; on the CPU, torch fills a normal tensor of 16 values or more in blocks
+    of 16, each from 16 consecutive uniforms, so rows padded to a multiple of 16 split at any
+    row boundary (tests/test_vae.py checks it, should a torch release change that).
+    """
+    width = -(-cols // 16) * 16  # cols rounded up to a multiple of 16
+    return torch.randn(rows, width)[:, :cols]  # (rows, width) -> (rows, cols)
+
+
 def _mlp(widths: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(widths, widths[1:])):
@@ -102,9 +115,14 @@ class VAE(nn.Module):
         return torch.sigmoid(self.decode_logits(z))
 
     def negative_elbo(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-sample negative ELBO in nats: reconstruction (Bernoulli) plus KL to N(0, I)."""
+        """Per-sample negative ELBO in nats: reconstruction (Bernoulli) plus KL to N(0, I).
+
+        The reparameterisation noise comes from torch's global CPU generator (`cpu_normal`),
+        so a seed gives the same noise on every device and for every batch size.
+        """
         mu, logvar = self.encode(x)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # reparameterised (B, z)
+        eps = cpu_normal(len(x), self.latent_dim).to(device=mu.device, dtype=mu.dtype)  # (B, z)
+        z = mu + eps * torch.exp(0.5 * logvar)  # reparameterised (B, z)
         logits = self.decode_logits(z)
         rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
