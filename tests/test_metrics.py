@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from unlearn_cli.metrics import fid, fratio, inception_score, mia_auc, negative_elbo
+from unlearn_cli.metrics.privacy import class_mix_weights
 
 
 class LinearJudge(nn.Module):
@@ -205,6 +206,55 @@ def test_mia_auc_matches_pairwise_counting():
 def test_mia_auc_needs_both_sets():
     with pytest.raises(ValueError):
         mia_auc(torch.tensor([]), torch.tensor([1.0]))
+    with pytest.raises(ValueError, match="one weight"):
+        mia_auc(torch.tensor([1.0]), torch.tensor([1.0, 2.0]), torch.tensor([1.0]))
+    with pytest.raises(ValueError, match="not all 0"):
+        mia_auc(torch.tensor([1.0]), torch.tensor([1.0, 2.0]), torch.zeros(2))
+
+
+def naive_weighted_auc(members: list[float], nonmembers: list[float], weights: list[float]):
+    wins = sum(w * ((m > n) + 0.5 * (m == n)) for m in members for n, w in zip(nonmembers, weights))
+    return wins / (len(members) * sum(weights))
+
+
+def test_weighted_mia_auc_matches_pairwise_counting():
+    g = torch.Generator().manual_seed(1)
+    members = torch.randint(0, 20, (23,), generator=g).double()  # many ties
+    nonmembers = torch.randint(0, 20, (41,), generator=g).double()
+    weights = torch.rand(41, generator=g, dtype=torch.float64)
+    weights[::5] = 0  # zero weights drop their non-members
+    expected = naive_weighted_auc(members.tolist(), nonmembers.tolist(), weights.tolist())
+    assert mia_auc(members, nonmembers, weights) == pytest.approx(expected, abs=1e-12)
+    # integer weights are copies: weight 2 is the same non-member twice
+    twice = mia_auc(members, torch.cat([nonmembers, nonmembers[:5]]))
+    weights = torch.ones(41, dtype=torch.float64)
+    weights[:5] = 2
+    assert mia_auc(members, nonmembers, weights) == pytest.approx(twice, abs=1e-12)
+
+
+def test_class_mix_weights_give_each_class_the_members_share():
+    members = torch.tensor([1, 1, 1, 8])  # 3/4 ones, 1/4 eights
+    nonmembers = torch.tensor([1, 3, 8, 8, 8, 1, 3])
+    w = class_mix_weights(members, nonmembers)
+    assert w.dtype == torch.float64
+    torch.testing.assert_close(
+        w, torch.tensor([3 / 8, 0, 1 / 12, 1 / 12, 1 / 12, 3 / 8, 0]).double()
+    )
+    with pytest.raises(ValueError, match="class 8 has 1 member"):
+        class_mix_weights(members, torch.tensor([1, 3]))
+
+
+def test_reweighting_removes_the_bias_of_another_class_mix():
+    """Scores that depend on the class only: the members (all ones) against a test set of
+    mostly eights score higher than most non-members, although they are no more members than
+    the test ones; weighted to the members' mix, the AUC is the ideal 0.5."""
+    members = torch.tensor([1, 1, 1, 1])
+    nonmembers = torch.tensor([1, 1, 8, 8, 8, 8, 8, 8])
+    score = {1: -100.0, 8: -150.0}  # the ELBO explains ones better than eights
+    m_scores = torch.tensor([score[c] for c in members.tolist()])
+    n_scores = torch.tensor([score[c] for c in nonmembers.tolist()])
+    assert mia_auc(m_scores, n_scores) == 0.875  # (6 wins + 2 ties / 2) / 8
+    assert mia_auc(m_scores, n_scores, class_mix_weights(members, nonmembers)) == 0.5
 
 
 def test_negative_elbo_is_seeded_and_leaves_the_global_rng_alone(mnist138_test):

@@ -3,6 +3,7 @@ for individual samples."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -34,22 +35,63 @@ def share_in(predicted: torch.Tensor, targets: list[int]) -> float:
     return hits.double().mean().item()
 
 
-def mia_auc(member_scores: torch.Tensor, nonmember_scores: torch.Tensor) -> float:
+def mia_auc(
+    member_scores: torch.Tensor,
+    nonmember_scores: torch.Tensor,
+    nonmember_weights: torch.Tensor | None = None,
+) -> float:
     """AUC of a threshold attack that calls a sample a training member when its score is high.
 
-    Rank-based (the Mann-Whitney U statistic over n_members * n_nonmembers pairs, ties counting
-    one half), so it needs no threshold. With score = -negative ELBO, 0.5 means the forgotten
-    samples look no more like training data than unseen test samples: the ideal after
-    forgetting. Near 1 they are still remembered; well below 0.5 they stand out by being worse
-    than unseen data, which is a signal too.
-    """
-    from scipy.stats import rankdata
+    The Mann-Whitney U statistic: the share of (member, non-member) pairs in which the member
+    scores higher, ties counting one half, so it needs no threshold. `nonmember_weights` (one
+    per non-member, >= 0; `class_mix_weights`) weigh each pair by its non-member's weight, so
+    the non-members can stand for another mix than their own; none weighs them equally.
 
-    members = torch.as_tensor(member_scores, dtype=torch.float64).flatten()
-    nonmembers = torch.as_tensor(nonmember_scores, dtype=torch.float64).flatten()
+    With score = -negative ELBO, 0.5 means the forgotten samples look no more like training
+    data than unseen test samples: the ideal after forgetting. Near 1 they are still
+    remembered; well below 0.5 they stand out by being worse than unseen data, which is a
+    signal too.
+    """
+    members = torch.as_tensor(member_scores, dtype=torch.float64).flatten().numpy()
+    nonmembers = torch.as_tensor(nonmember_scores, dtype=torch.float64).flatten().numpy()
     m, n = len(members), len(nonmembers)
     if m == 0 or n == 0:
         raise ValueError(f"mia_auc needs members and non-members, got {m} and {n}")
-    ranks = rankdata(torch.cat([members, nonmembers]).numpy(), method="average")  # 1-based
-    u = ranks[:m].sum() - m * (m + 1) / 2  # pairs a member wins, ties counting one half
-    return float(u / (m * n))
+    if nonmember_weights is None:
+        weights = np.ones(n)
+    else:
+        weights = torch.as_tensor(nonmember_weights, dtype=torch.float64).flatten().numpy()
+        if weights.shape != (n,) or not (weights >= 0).all() or not weights.sum() > 0:
+            raise ValueError(
+                f"mia_auc needs one weight >= 0 per non-member ({n}), not all 0; got "
+                f"{weights.shape[0]}"
+            )
+    order = np.argsort(nonmembers, kind="stable")
+    sorted_scores = nonmembers[order]  # (n,)
+    below = np.concatenate([[0.0], np.cumsum(weights[order])])  # (n + 1,) weight of the first k
+    lo = np.searchsorted(sorted_scores, members, side="left")  # (m,) non-members below
+    hi = np.searchsorted(sorted_scores, members, side="right")  # (m,) ... or equal
+    wins = below[lo] + 0.5 * (below[hi] - below[lo])  # (m,) weight a member beats, ties half
+    return float(wins.sum() / (m * below[-1]))
+
+
+def class_mix_weights(member_labels: torch.Tensor, nonmember_labels: torch.Tensor) -> torch.Tensor:
+    """Weights (N_nonmembers,) float64 that give each class of non-members the share it has
+    among the members: w = (members of its class / members) / (non-members of its class).
+
+    They sum to 1; a non-member of a class no member has weighs 0. Unweighted, a test set of
+    the members' classes would score the members against its own class mix, and the AUC would
+    then measure how easily the ELBO tells one class from another as well as membership.
+    """
+    member_labels, nonmember_labels = member_labels.flatten(), nonmember_labels.flatten()
+    classes, member_counts = member_labels.unique(return_counts=True)  # (K,), (K,)
+    weights = torch.zeros(len(nonmember_labels), dtype=torch.float64)
+    for c, count in zip(classes.tolist(), member_counts.tolist()):
+        mask = nonmember_labels == c  # (N,)
+        if not mask.any():
+            raise ValueError(
+                f"class {c} has {count} member(s) and no non-member, so the non-members "
+                "cannot match the members' class mix"
+            )
+        weights[mask] = count / len(member_labels) / mask.sum().item()
+    return weights
