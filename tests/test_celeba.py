@@ -154,7 +154,7 @@ def test_train_conv_vae(cli, celeba_root, tmp_path):
     assert ckpt.model_config["arch"] == "conv" and ckpt.model_config["channels"] == 3
     assert ckpt.dataset.name == "celeba" and ckpt.dataset.root == str(celeba_root)
     assert ckpt.num_samples == len(files_in(0))
-    samples = ckpt.model.sample(2)
+    samples = ckpt.model.decode(torch.randn(2, ckpt.model.latent_dim))
     assert samples.shape == (2, 3, 64, 64)
 
 

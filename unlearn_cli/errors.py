@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 
-EXIT_OK = 0
 EXIT_FAILURE = 1  # unexpected failure (a bug, or the machine ran out of something)
 EXIT_USAGE = 2  # bad input or usage; Typer uses 2 for a bad parameter too
 EXIT_GATE = 3  # `unlearn evaluate`: a quality gate (--max-fratio, ...) failed

@@ -53,11 +53,6 @@ def collate(batch):
     return batch if isinstance(batch, tuple) else default_collate(batch)
 
 
-def positions_of(ids: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
-    """Positions in `ids` whose identity is in `wanted`."""
-    return torch.nonzero(torch.isin(ids, wanted), as_tuple=True)[0]
-
-
 def split_by_ids(dataset, forget_ids: torch.Tensor):
     """(forget, retain) subsets of a dataset with `.ids` and `.subset()`."""
     mask = torch.isin(dataset.ids, forget_ids)

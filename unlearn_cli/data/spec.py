@@ -50,12 +50,6 @@ class DatasetSpec:
             return len(self.classes) if self.classes is not None else 10
         return 2
 
-    @property
-    def class_names(self) -> list[str]:
-        if self.name == "mnist":
-            return [str(c) for c in (self.classes or range(10))]
-        return [f"not {self.attribute}", str(self.attribute)]
-
     def describe(self) -> str:
         where = "embedded" if self.root is None else self.root
         what = ""

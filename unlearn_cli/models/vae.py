@@ -131,9 +131,3 @@ class VAE(nn.Module):
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """The training loss: mean negative ELBO of the batch."""
         return self.negative_elbo(x).mean()
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        device = next(self.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator).to(device)
-        return self.decode(z)
