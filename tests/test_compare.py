@@ -26,7 +26,14 @@ seeds: [0, 1]
 evaluate: {{samples: 100}}
 out_dir: {out}
 """
-ROWS = ["BEFORE", "GRAD. ASCNT.", "MOON ET AL. (FU)", "OURS (surgery)", "surgery-all", "RETRAIN"]
+ROWS = [
+    "BEFORE",
+    "GRAD. ASCNT. (restricted to the decoder)",
+    "FU (variant)",
+    "OURS (surgery, restricted to the decoder)",
+    "surgery-all",
+    "RETRAIN",
+]
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +158,8 @@ def test_checkpoints_need_a_judge(cli, tiny_vae):
 
 def test_markdown_cells_are_formatted_mean_std(first_run):
     _, md = first_run
-    assert re.search(r"\| OURS \(surgery\) \| (\*\*)?\d\.\d{3} \(\d\.\d{3}\)", md.read_text())
+    title = re.escape("OURS (surgery, restricted to the decoder)")
+    assert re.search(rf"\| {title} \| (\*\*)?\d\.\d{{3}} \(\d\.\d{{3}}\)", md.read_text())
 
 
 def test_sample_level_experiment_reports_membership_inference(experiment, first_run, cli):
@@ -166,7 +174,11 @@ def test_sample_level_experiment_reports_membership_inference(experiment, first_
     path.write_text(body)
     report = parse_json(cli("compare", path, "--json"))
     assert report["target"] is None
-    assert [r["title"] for r in report["rows"]] == ["BEFORE", "OURS (surgery)", "RETRAIN"]
+    assert [r["title"] for r in report["rows"]] == [
+        "BEFORE",
+        "OURS (surgery, restricted to the decoder)",
+        "RETRAIN",
+    ]
     for row in report["rows"]:
         assert 0.0 <= row["cells"]["privacy.mia_auc"]["mean"] <= 1.0
         assert row["cells"]["privacy.fratio"] is None

@@ -210,3 +210,19 @@ def test_repair_steps_win_back_retain_loss_and_keep_the_forgetting(vae, split):
     assert mean_loss(repaired, forget) > mean_loss(vae.model, forget) + 5
     with pytest.raises(UsageError, match="--repair-steps"):
         configure(get_method("surgery"), vae, {"repair_steps": -1})
+
+
+@pytest.mark.parametrize(
+    "name, restricted, faithful",
+    [
+        ("surgery", "OURS (surgery, restricted to the decoder)", "OURS (surgery)"),
+        ("ascent", "GRAD. ASCNT. (restricted to the decoder)", "GRAD. ASCNT."),
+    ],
+)
+def test_titles_say_when_the_update_is_restricted_to_the_decoder(vae, name, restricted, faithful):
+    """The paper updates every parameter; ours default to the decoder, and the label says so."""
+    method = get_method(name)
+    assert method.title == restricted  # the label of the default config
+    assert method.title_for(configure(method, vae, {})) == restricted
+    assert method.title_for(configure(method, vae, {"params": "all"})) == faithful
+    assert get_method("fu").title == "FU (variant)"

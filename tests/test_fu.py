@@ -16,6 +16,9 @@ from unlearn_cli.methods.fu import (
     FeatureUnlearning,
     FUConfig,
     blur_matrix,
+    check_feature,
+    check_shifted_share,
+    expected_shifted_share,
     feature_direction,
     shift,
     ssim,
@@ -29,6 +32,7 @@ class RecordingProgress:
         self.tasks: list[tuple[str, int]] = []
         self.statuses: list[str] = []
         self.steps = 0
+        self.logs: list[str] = []
 
     def start(self, description, total):
         self.tasks.append((description, total))
@@ -42,7 +46,7 @@ class RecordingProgress:
         pass
 
     def log(self, message):
-        pass
+        self.logs.append(message)
 
 
 def test_threshold_is_midway_between_the_mean_projections():
@@ -219,8 +223,63 @@ def test_same_seed_same_weights_other_seed_other_weights(setup):
 
 
 def test_off_centre_codes_put_every_prior_sample_past_the_threshold(setup):
-    _, stats, _ = run(setup, steps=5)
+    _, stats, progress = run(setup, steps=5)
     assert stats["threshold"] < -4 and stats["shifted_fraction"] == 1.0
+    # the forget set (the ones) is 118 of the 300 training samples: fu says its direction is off
+    [warning] = [m for m in progress.logs if m.startswith("warning:")]
+    assert "shifts 100.0% of prior samples but the forget set is 39.3%" in warning
+
+
+def test_a_centred_model_shifts_about_the_forget_share_and_does_not_warn(unlearned):
+    _, stats, progress, _ = unlearned
+    assert not [m for m in progress.logs if m.startswith("warning:")]
+    assert 0.5 * 0.393 <= stats["shifted_fraction"] <= 2 * 0.393
+
+
+def test_expected_shifted_share_is_the_normal_tail():
+    assert expected_shifted_share(0.0) == 0.5
+    assert expected_shifted_share(1.0) == pytest.approx(0.158655, abs=1e-6)
+    assert expected_shifted_share(-1.0) == pytest.approx(1 - 0.158655, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "shifted, forget_share, warns",
+    [
+        (0.36, 0.36, False),
+        (0.6, 0.36, False),  # within a factor 2 on both sides: kept 0.4 vs 0.64
+        (0.7, 0.36, True),  # kept 0.3 is less than half of 0.64
+        (0.17, 0.36, True),  # shifted is less than half of 0.36
+        (0.05, 0.05, False),
+        (0.2, 0.05, True),  # a rare feature, four times as many shifted
+        (1.0, 0.36, True),
+    ],
+)
+def test_shifted_share_far_from_the_forget_share_warns(shifted, forget_share, warns):
+    assert (check_shifted_share(shifted, forget_share) is not None) == warns
+
+
+def test_fu_refuses_what_is_not_a_feature():
+    check_feature(torch.tensor([1, 1]), torch.tensor([3, 8, 3]))  # a class: fine
+    with pytest.raises(UsageError, match="1 of the 2 samples to forget share their class"):
+        check_feature(torch.tensor([1, 3]), torch.tensor([3, 8]))  # a 3 is kept
+    male, female_glasses, male_glasses = [1, 0], [0, 1], [1, 1]
+    flags = torch.tensor  # (N, 2) attribute flags: Male, Eyeglasses
+    check_feature(flags([male, male_glasses]), flags([female_glasses]))  # Male: fine
+    with pytest.raises(UsageError, match="individual samples"):
+        check_feature(flags([male]), flags([male, female_glasses]))  # one male is kept
+
+
+def test_forget_individual_samples_with_fu_is_a_usage_error(cli, tiny_vae, tmp_path):
+    from unlearn_cli.data.requests import training_set
+    from unlearn_cli.engine.checkpoint import load_checkpoint
+
+    data = training_set(load_checkpoint(tiny_vae, "vae").dataset)
+    ids = ",".join(str(i) for i in data.ids[data.labels == 1][:5].tolist())
+    out = tmp_path / "fu.safetensors"
+    r = cli("forget", tiny_vae, "--indices", ids, "--method", "fu", "--out", out)
+    assert r.exit_code == 2, r.stderr
+    assert "fu removes a feature" in r.stderr and "surgery or ascent" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
 
 
 def test_empty_forget_set_is_a_usage_error(setup):

@@ -3,6 +3,8 @@
 The same loop as surgery without the projection: each step follows -g_f, the direction that
 raises the training loss on D_f, with nothing to protect D_r. One pass over D_f, Adam, the same
 step size as surgery (paper, Appendix A.1: "we keep the same step size ... for fair comparison").
+The paper updates every parameter (`params="all"`); the default here is the decoder only, as for
+surgery, and the row label says "restricted to the decoder".
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ class AscentConfig:
     lr: float = 5e-4  # the same step size as surgery (default_lr)
     batch_size: int = 128  # the batch size of the original training
     epochs: int = 1  # one pass over D_f, like surgery
-    params: str = "decoder"  # the same scope as surgery, so the two differ only by projection
+    # "all" is the paper's scope; the decoder by default, as surgery, so the two differ only
+    # by the projection, and the row label says so (Ascent.title_for)
+    params: str = "decoder"
     optimizer: str = "adam"
     seed: int = 0
 
@@ -39,7 +43,12 @@ class AscentConfig:
 
 class Ascent:
     name = "ascent"
-    title = "GRAD. ASCNT."
+    title = "GRAD. ASCNT. (restricted to the decoder)"  # the label of the default params
+
+    def title_for(self, cfg: AscentConfig) -> str:
+        """The row label of a run with `cfg`: the paper's ascent updates every parameter, so a
+        run restricted to the decoder says so."""
+        return "GRAD. ASCNT." if cfg.params == "all" else self.title
 
     def default_config(self, ckpt) -> AscentConfig:
         return AscentConfig(lr=default_lr(ckpt), batch_size=ckpt.training.get("batch_size", 128))

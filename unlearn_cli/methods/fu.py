@@ -1,4 +1,5 @@
-"""Feature Unlearning (Moon, Cho, Kim 2023, arXiv 2303.05699): the paper's "FU" baseline.
+"""A variant of Feature Unlearning (Moon, Cho, Kim 2023, arXiv 2303.05699), the reproduced
+paper's "FU" baseline; how it departs from Moon et al. is listed at the end.
 
 FU never looks at a training image during its updates. It finds the latent direction of the
 feature to forget and teaches a copy of the decoder (the student) to draw, wherever a prior
@@ -23,11 +24,32 @@ SSIM is torchmetrics' definition (11x11 Gaussian window, sigma 1.5, reflect padd
 the whole image), computed here as two small matrix products per map: torchmetrics' own
 function is about 40 times slower on CPU for 28x28 images (forward and backward), and
 tests/test_fu.py checks that the two agree.
+
+How this variant departs from Moon et al. (so its rows say "FU (variant)"):
+
+- The shift is unit-normalised and lands exactly on the threshold. Moon et al. translate
+  z^ = z - (p(z) - t) z_e with the unnormalised feature vector z_e, which moves the projection
+  by (p(z) - t) |z_e|: past t (by a factor |z_e| - 1) when |z_e| > 1, short of it when
+  |z_e| < 1. Here z^ = z - (p(z) - t) z_e / |z_e|, so p(z^) = t for every shifted z.
+- The L1 term is a mean over every pixel of every sample, in [0, 1] per pixel, while the SSIM
+  term is a mean over images weighted by alpha = 3; so (1 - SSIM) dominates the loss and its
+  gradient, and the pixel term mostly anchors the unshifted side. Moon et al. weigh a
+  reconstruction, an unlearning and a perceptual loss; alpha and the per-pixel mean are ours.
+- The feature direction comes from the encoder's means over the forget and retain sets (the
+  training data a deletion request names), not from generated images a user marked as having
+  the feature or not; t lies midway between the two sets' mean projections.
+
+The direction only means something when the forget set is a feature: a class or an attribute
+that no retained sample shares. FU therefore refuses a forget set of individual samples
+(`check_feature`), and warns when the share of prior samples it shifts is far from the share of
+the forget set in the training data (`check_shifted_share`): then t does not separate what the
+model draws with the feature from what it draws without.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -77,6 +99,51 @@ def feature_direction(mu_forget: Tensor, mu_retain: Tensor) -> tuple[Tensor, flo
     unit = z_e / norm
     t = 0.5 * (torch.dot(mu_forget, unit) + torch.dot(mu_retain, unit))
     return unit, t.item()
+
+
+def check_feature(forget_labels: Tensor, retain_labels: Tensor) -> None:
+    """Refuse a forget set that is not a feature: every sample to forget must have a class (a
+    digit, labels (N,)) or an attribute (flags (N, A)) that no retained sample has.
+
+    Otherwise (individual samples, or a class minus some of its samples) the direction between
+    the two sets' mean codes is not the latent direction of any feature, and shifting prior
+    samples along it removes nothing that was asked for.
+    """
+    if forget_labels.dim() == 1:  # digits
+        mixed = torch.isin(forget_labels, retain_labels)  # (N_f,)
+    else:  # attribute flags: the attributes no retained sample has
+        absent = ~retain_labels.bool().any(0)  # (A,)
+        mixed = ~(forget_labels.bool() & absent).any(1)  # (N_f,)
+    if mixed.any():
+        raise UsageError(
+            f"fu removes a feature (a class or an attribute), but {int(mixed.sum())} of the "
+            f"{len(forget_labels)} samples to forget share their class or attributes with "
+            "samples that are kept (individual samples, by indices or files); forget a class or "
+            "an attribute with fu, or individual samples with surgery or ascent"
+        )
+
+
+FAR = 2.0  # "far": off by more than this factor; shares within it vary with training
+
+
+def expected_shifted_share(t: float) -> float:
+    """The share of prior samples z ~ N(0, I) that `shift` moves: z . unit is N(0, 1)."""
+    return 0.5 * math.erfc(t / math.sqrt(2))
+
+
+def check_shifted_share(shifted: float, forget_share: float) -> str | None:
+    """A warning when the share of prior samples past t (`shifted`) is far, by more than a factor
+    FAR on either side, from the forget set's share of the training data; else None."""
+    kept, forget_kept = 1 - shifted, 1 - forget_share
+    if all(1 / FAR <= a / b <= FAR for a, b in ((shifted, forget_share), (kept, forget_kept))):
+        return None
+    return (
+        f"warning: fu shifts {shifted:.1%} of prior samples but the forget set is "
+        f"{forget_share:.1%} of the training data, so the threshold does not separate samples "
+        "with the feature from samples without it: the encoder's codes are far from the prior "
+        "(an undertrained model?) and fu will change what it should keep (or miss what it "
+        "should remove); check the result's samples, or use surgery"
+    )
 
 
 def shift(z: Tensor, unit: Tensor, t: float) -> tuple[Tensor, Tensor]:
@@ -150,7 +217,7 @@ class FeatureUnlearning:
     """
 
     name = "fu"
-    title = "MOON ET AL. (FU)"
+    title = "FU (variant)"  # not Moon et al.'s exact method: see the module docstring
 
     def __init__(self) -> None:
         self.stats: dict = {}  # set by unlearn(): threshold, shifted fraction, final loss
@@ -161,6 +228,7 @@ class FeatureUnlearning:
     def unlearn(self, ckpt, forget, retain, cfg: FUConfig, device, progress) -> nn.Module:
         if len(forget) == 0 or len(retain) == 0:
             raise UsageError("fu needs both a non-empty forget set and a non-empty retain set")
+        check_feature(forget.labels, retain.labels)
         generator = seed_everything(cfg.seed)
         teacher = copy.deepcopy(ckpt.model).to(device).eval().requires_grad_(False)
         student = copy.deepcopy(teacher)
@@ -174,6 +242,11 @@ class FeatureUnlearning:
         mu_r = mean_latent(teacher, retain, cfg.batch_size, device, progress)
         unit, t = feature_direction(mu_f, mu_r)
         progress.done(f"fu feature direction: |z_e| {(mu_f - mu_r).norm().item():.3f}, t {t:.3f}")
+        warning = check_shifted_share(
+            expected_shifted_share(t), len(forget) / (len(forget) + len(retain))
+        )
+        if warning:
+            progress.log(warning)
 
         _, height, width = teacher.shape
         kh, kw = blur_matrix(height).to(device), blur_matrix(width).to(device)
