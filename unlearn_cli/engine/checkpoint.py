@@ -12,15 +12,15 @@ Metadata keys (every value a JSON string, as safetensors requires strings):
     lineage        a list with one entry per forget operation, oldest first
     metrics        e.g. a judge's held-out accuracy
     tool_version, created
+
+Files are byte-reproducible: metadata keys and JSON values are written in sorted order, and with
+SOURCE_DATE_EPOCH set (the reproducible-builds convention) timestamps come from it and measured
+durations are recorded as 0, so the same command on the same inputs writes the same bytes.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +29,10 @@ from torch import nn
 
 from unlearn_cli import __version__
 from unlearn_cli.data.spec import DatasetSpec
-from unlearn_cli.errors import CheckpointError, OutputError
+from unlearn_cli.engine.files import atomic_write, file_sha256, timestamp
+from unlearn_cli.engine.files import check_not_input as check_not_input  # re-exported for
+from unlearn_cli.engine.files import check_writable as check_writable  # the commands' imports
+from unlearn_cli.errors import CheckpointError
 
 FORMAT = "unlearn/1"
 KINDS = ("vae", "judge")
@@ -65,70 +68,37 @@ class Checkpoint:
             "lineage": self.lineage,
             "metrics": self.metrics,
             "tool_version": self.tool_version,
-            "created": self.created
-            or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": self.created or timestamp(),
         }
-        return {k: json.dumps(v) for k, v in values.items()}
+        return {k: json.dumps(v, sort_keys=True) for k, v in values.items()}
 
     def forgotten_requests(self) -> list[dict]:
         """Every request forgotten so far, from the lineage."""
         return [r for entry in self.lineage for r in entry.get("requests", [])]
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def canonical_bytes(state: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """safetensors bytes with the header's metadata in sorted key order.
+
+    safetensors keeps metadata in a hash map, so its own writer orders the keys differently from
+    one process to the next; the tensors it lays out in a fixed order."""
+    from safetensors.torch import save
+
+    raw = save(state, metadata=metadata)
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned, as safetensors pads it
+    return len(text).to_bytes(8, "little") + text + raw[8 + n :]
 
 
-def check_writable(path: str | Path) -> Path:
-    """Fail now, before any work, if `path` cannot be written."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise OutputError(f"cannot write {path}: {parent} is a file, not a directory")
-    if not parent.is_dir():
-        raise OutputError(
-            f"cannot write {path}: directory {parent} does not exist; create it first"
-        )
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot write {path}: directory {parent} is not writable")
-    if path.is_dir():
-        raise OutputError(f"cannot write {path}: it is a directory; name a file")
-    return path
-
-
-def check_not_input(output: str | Path, inputs, flag: str) -> None:
-    """Refuse to write `output` over one of the files the command reads (`inputs`)."""
-    output = Path(output)
-    for source in (Path(p) for p in inputs if p is not None):
-        if output.exists() and source.exists() and os.path.samefile(output, source):
-            raise OutputError(
-                f"{flag} {output} is also an input of this command; name another file"
-            )
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call `write(tmp_path)` and rename into place, so readers never see half a file."""
-    path = check_writable(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
-    from safetensors.torch import save_file
-
+def save_checkpoint(ckpt: Checkpoint, path: str | Path, overwrite: bool = True) -> Path:
+    """Write `ckpt` atomically; with `overwrite=False`, refuse a file that appeared meanwhile."""
     path = Path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in ckpt.model.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(state, tmp, metadata=ckpt.metadata()))
+    data = canonical_bytes(state, ckpt.metadata())
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), overwrite=overwrite)
     return path
 
 

@@ -17,6 +17,7 @@ from unlearn_cli.data.requests import ids_sha256, training_set
 from unlearn_cli.data.spec import DatasetSpec, load_split
 from unlearn_cli.engine.checkpoint import Checkpoint
 from unlearn_cli.engine.device import seed_everything
+from unlearn_cli.engine.files import recorded_seconds
 from unlearn_cli.engine.progress import NullProgress, Progress
 from unlearn_cli.errors import UsageError
 
@@ -165,7 +166,7 @@ def _from_scratch(kind, build, model_cfg, spec, data, cfg, device, loss_fn, prog
         training={**cfg.to_dict(), "device": device.type},
         train_ids_sha256=ids_sha256(data.ids),
         num_samples=len(data),
-        train_seconds=round(seconds, 3),
+        train_seconds=recorded_seconds(seconds),
         metrics={"final_train_loss": round(losses[-1], 4)},
     )
 
