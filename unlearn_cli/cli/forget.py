@@ -22,6 +22,7 @@ from unlearn_cli.cli.output import (
 
 if TYPE_CHECKING:
     from unlearn_cli.data.requests import Request
+    from unlearn_cli.engine.forget import Plan
 
 IdT = TypeVar("IdT", int, str)  # a sample's index, or a CelebA file name
 
@@ -59,6 +60,17 @@ def flag_requests(
     return requests
 
 
+def status(request: Request, plan: Plan, skipped: set[str], dry_run: bool) -> str:
+    """A request's line in the result: skipped, or (would be) forgotten, and any overlap."""
+    if request.id in skipped:
+        return "skipped: already forgotten"
+    before = plan.already.get(request.id, 0)
+    if plan.nothing_to_do:
+        return "nothing new: forgotten before"
+    done = "would forget" if dry_run else "forgotten"
+    return f"{done} ({before} forgotten before)" if before else done
+
+
 def default_out(src: Path, method: str) -> Path:
     return src.with_name(f"{src.stem}-forget-{method}.safetensors")
 
@@ -83,7 +95,11 @@ def forget(
         ),
     ] = None,
     manifest: Annotated[
-        Path | None, typer.Option(help="YAML batch of deletion requests (see README).")
+        list[Path] | None,
+        typer.Option(
+            help="YAML batch of deletion requests (see README); repeatable, all applied as one "
+            "operation."
+        ),
     ] = None,
     method: Annotated[str, typer.Option(help="surgery, ascent, fu or retrain.")] = "surgery",
     params: Annotated[
@@ -138,22 +154,20 @@ def forget(
     json_out: JsonOpt = False,
 ) -> None:
     """Make a VAE forget a class, an attribute or individual samples, and record it."""
-    from unlearn_cli.data.requests import load_manifest
+    from unlearn_cli.data.requests import load_manifests
     from unlearn_cli.engine.checkpoint import (
         check_not_input,
         check_writable,
-        file_sha256,
         load_checkpoint,
-        save_checkpoint,
     )
     from unlearn_cli.engine.device import resolve_device
-    from unlearn_cli.engine.forget import append_ledger, plan_forget, run_forget
+    from unlearn_cli.engine.forget import plan_forget, run_forget, save_forget
     from unlearn_cli.errors import UsageError
     from unlearn_cli.methods import configure, get_method
 
     requests = flag_requests(class_ or [], attribute or [], indices, indices_file)
-    if manifest is not None:
-        requests += load_manifest(manifest)
+    manifests = manifest or []
+    requests += load_manifests(manifests)
     ids = [r.id for r in requests]
     if len(ids) != len(set(ids)):
         raise UsageError("the same request is named twice (a flag repeats a manifest entry?)")
@@ -178,13 +192,14 @@ def forget(
     target = out_path or default_out(checkpoint, method)
     if not dry_run:
         check_writable(target)
-        check_not_input(target, (manifest, indices_file), "--out")
+        check_not_input(target, (*manifests, indices_file), "--out")
         if ledger is not None:
             check_writable(ledger)
-            check_not_input(ledger, (checkpoint, manifest, indices_file, target), "--ledger")
+            check_not_input(ledger, (checkpoint, *manifests, indices_file, target), "--ledger")
         if out_path is None and target.exists() and not force:
             raise UsageError(f"{target} exists; pass --out {target} or --force to overwrite it")
     plan = plan_forget(ckpt, requests, str(data_dir) if data_dir else None)
+    skipped = {r.id for r in plan.skipped}
     for r in plan.skipped:
         err.print(
             f"request {r.id}: already forgotten (in the checkpoint's lineage); skipped",
@@ -200,9 +215,7 @@ def forget(
                 "id": r.id,
                 "selector": r.describe(),
                 "selected": plan.selected.get(r.id),
-                "status": "skipped: already forgotten"
-                if r in plan.skipped
-                else ("would forget" if dry_run else "forgotten"),
+                "status": status(r, plan, skipped, dry_run),
             }
             for r in requests
         ],
@@ -217,10 +230,7 @@ def forget(
         from unlearn_cli.cli.progress import RichProgress
 
         child = run_forget(ckpt, plan, algo, cfg, dev, RichProgress())
-        save_checkpoint(child, target)
-        child.sha256 = file_sha256(target)
-        if ledger is not None:
-            append_ledger(ledger, child, ckpt, plan, target)
+        save_forget(child, ckpt, plan, target, ledger, overwrite=out_path is not None or force)
         summary.update(
             out=str(target),
             sha256=child.sha256,
@@ -230,7 +240,7 @@ def forget(
         err.print(f"wrote {target}", markup=False, highlight=False)
     elif plan.nothing_to_do:
         err.print(
-            "nothing to do: every request is already forgotten; nothing written",
+            f"nothing to do: {plan.why_nothing}; nothing written",
             markup=False,
             highlight=False,
         )

@@ -93,6 +93,7 @@ class CelebA(Dataset):
         self.files = [files[i] for i in keep]
         self.labels = flags[keep] if keep else flags[:0]  # (N, 40) uint8
         self.ids = torch.arange(len(self.files))
+        self._index: dict[str, int] | None = None  # file name -> position, built on first use
         image_dir = self.root / IMAGE_DIR
         if self.files and not (image_dir / self.files[0]).exists():
             raise DataError(f"missing {image_dir / self.files[0]}; is {IMAGE_DIR}/ unpacked?")
@@ -106,7 +107,9 @@ class CelebA(Dataset):
         return self.attr_names.index(name)
 
     def ids_of_files(self, names: list[str]) -> torch.Tensor:
-        index = {f: i for i, f in enumerate(self.files)}
+        if self._index is None:
+            self._index = {f: i for i, f in enumerate(self.files)}
+        index = self._index
         unknown = [n for n in names if n not in index]
         if unknown:
             raise DataError(f"{unknown[0]} is not an image of this CelebA split")
@@ -136,4 +139,5 @@ class CelebA(Dataset):
         out.files = [self.files[p] for p in pos]
         out.labels = self.labels[positions]
         out.ids = self.ids[positions]
+        out._index = None
         return out

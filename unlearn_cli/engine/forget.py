@@ -4,8 +4,6 @@ method, and write a child checkpoint whose lineage records what was done."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +14,15 @@ from unlearn_cli import __version__
 from unlearn_cli.data.images import Samples, split_by_ids
 from unlearn_cli.data.requests import (
     Request,
+    count_in,
     ids_sha256,
-    resolve,
     resolve_all,
     training_set,
     union,
 )
-from unlearn_cli.engine.checkpoint import Checkpoint
+from unlearn_cli.engine.checkpoint import Checkpoint, save_checkpoint
+from unlearn_cli.engine.files import file_sha256, recorded_seconds, timestamp
+from unlearn_cli.engine.ledger import append_receipts, ledger_lock
 from unlearn_cli.engine.progress import NullProgress, Progress
 from unlearn_cli.engine.train import sync
 from unlearn_cli.errors import DataError
@@ -35,13 +35,20 @@ class Plan:
     new: list[Request]  # requests not yet in the lineage
     skipped: list[Request]  # requests the lineage says were already forgotten
     selected: dict[str, int]  # request id -> samples it selects
-    forget: Samples | None = None  # D_f: the samples of the new requests
+    already: dict[str, int] = field(default_factory=dict)  # of those, forgotten by earlier requests
+    forget: Samples | None = None  # D_f: the samples of the new requests not forgotten before
     retain: Samples | None = None  # D_r: training set minus everything forgotten, now and before
     forget_ids: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
 
     @property
     def nothing_to_do(self) -> bool:
-        return not self.new
+        return len(self.forget_ids) == 0
+
+    @property
+    def why_nothing(self) -> str:
+        if not self.new:
+            return "every request is already forgotten"
+        return "every sample the new requests select was forgotten by earlier requests"
 
 
 def plan_forget(ckpt: Checkpoint, requests: list[Request], root: str | None = None) -> Plan:
@@ -50,27 +57,32 @@ def plan_forget(ckpt: Checkpoint, requests: list[Request], root: str | None = No
         raise DataError(
             "nothing to forget: give --class, --attribute, --indices, --indices-file or --manifest"
         )
-    done = {r["id"] for r in ckpt.forgotten_requests()}
+    earlier = [Request.from_dict(r) for r in ckpt.forgotten_requests()]
+    done = {r.id for r in earlier}
     new = [r for r in requests if r.id not in done]
     skipped = [r for r in requests if r.id in done]
     if not new:
         return Plan(new, skipped, {})
     data = training_set(ckpt.dataset, root)
     ids = resolve_all(new, data, ckpt.dataset)
-    for r in new:
-        if len(ids[r.id]) == 0:
-            raise DataError(f"request {r.id} ({r.describe()}) selects no training samples")
+    empty = next((r for r in new if len(ids[r.id]) == 0), None)
+    if empty is not None:
+        raise DataError(f"request {empty.id} ({empty.describe()}) selects no training samples")
+    before = union(list(resolve_all(earlier, data, ckpt.dataset).values()))
+    selected = {r.id: len(ids[r.id]) for r in new}
+    already = dict(zip(selected, count_in([ids[r.id] for r in new], before)))
     forget_ids = union(list(ids.values()))
-    before = [resolve(Request.from_dict(r), data, ckpt.dataset) for r in ckpt.forgotten_requests()]
+    forget_ids = forget_ids[~torch.isin(forget_ids, before)]  # each sample is forgotten once
+    if len(forget_ids) == 0:
+        return Plan(new, skipped, selected, already)
     forget, _ = split_by_ids(data, forget_ids)
-    _, retain = split_by_ids(data, union([forget_ids, *before]))
+    _, retain = split_by_ids(data, union([forget_ids, before]))
     if len(retain) == 0:
         raise DataError(
             f"the requests select all {len(data)} training samples; nothing would be "
             "left to retain (forgetting everything is deleting the model)"
         )
-    selected = {r.id: len(ids[r.id]) for r in new}
-    return Plan(new, skipped, selected, forget, retain, forget_ids)
+    return Plan(new, skipped, selected, already, forget, retain, forget_ids)
 
 
 def run_forget(
@@ -99,11 +111,11 @@ def run_forget(
         "hyperparameters": dataclasses.asdict(cfg),
         "stats": getattr(method, "stats", {}),  # e.g. fu's threshold and shifted fraction
         "seed": cfg.seed,
-        "wall_seconds": round(seconds, 3),
+        "wall_seconds": recorded_seconds(seconds),
         "device": device.type,
         "parent_sha256": ckpt.sha256,
         "tool_version": __version__,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": timestamp(),
     }
     return dataclasses.replace(
         ckpt,
@@ -116,24 +128,41 @@ def run_forget(
     )
 
 
-def append_ledger(path: Path, child: Checkpoint, parent: Checkpoint, plan: Plan, out: Path) -> None:
-    """One JSON line per request: a receipt that it was honoured, and by which file."""
+def save_forget(
+    child: Checkpoint,
+    parent: Checkpoint,
+    plan: Plan,
+    out: Path,
+    ledger: Path | None = None,
+    overwrite: bool = True,
+) -> str:
+    """Write the child checkpoint and, with a ledger, one receipt per request; returns the
+    child's sha256. Both happen under the ledger's lock, so concurrent forgets never interleave
+    receipts. With `overwrite=False`, an `out` that another process wrote meanwhile is an
+    OutputError and nothing is written."""
+    with ledger_lock(ledger):
+        save_checkpoint(child, out, overwrite=overwrite)
+        child.sha256 = file_sha256(out)
+        if ledger is not None:
+            append_receipts(ledger, receipts(child, parent, plan, out))
+    return child.sha256
+
+
+def receipts(child: Checkpoint, parent: Checkpoint, plan: Plan, out: Path) -> list[dict]:
+    """One receipt per request: that it was honoured, and by which file."""
     entry = child.lineage[-1]
-    with open(path, "a") as f:
-        for r in plan.new:
-            f.write(
-                json.dumps(
-                    {
-                        "request_id": r.id,
-                        "selector": r.selector,
-                        "selected": plan.selected[r.id],
-                        "forgotten_total": entry["forgotten_count"],
-                        "method": entry["method"],
-                        "parent_sha256": parent.sha256,
-                        "child_sha256": child.sha256,
-                        "checkpoint": str(out),
-                        "time": entry["created"],
-                    }
-                )
-                + "\n"
-            )
+    return [
+        {
+            "request_id": r.id,
+            "selector": r.selector,
+            "selected": plan.selected[r.id],
+            "already_forgotten": plan.already.get(r.id, 0),
+            "operation_forgotten": entry["forgotten_count"],
+            "method": entry["method"],
+            "parent_sha256": parent.sha256,
+            "child_sha256": child.sha256,
+            "checkpoint": str(out),
+            "time": entry["created"],
+        }
+        for r in plan.new
+    ]
