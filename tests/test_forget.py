@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -14,7 +15,7 @@ from unlearn_cli.engine.checkpoint import load_checkpoint
 from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.forget import plan_forget, run_forget
 from unlearn_cli.errors import DataError, UsageError
-from unlearn_cli.methods import configure, get_method, scoped_parameters
+from unlearn_cli.methods import configure, get_method, scoped_parameters, train_only
 from unlearn_cli.methods.surgery import project, surgery_step
 
 CPU = torch.device("cpu")
@@ -54,22 +55,93 @@ def test_conflict_projection_leaves_agreeing_directions_alone():
     assert torch.allclose(project(conflicting, g_r, "conflict"), torch.tensor([0.0, 1.0]))
 
 
+def float64_gradients(model, params, x_f, x_r, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """g_f and g_r of `params` computed afresh in float64, with the ELBO noise that a float32
+    surgery step seeded with `seed` draws (forget batch first, then retain batch)."""
+    copy64 = copy.deepcopy(model).double()
+    by_name = dict(copy64.named_parameters())
+    names = {id(p): n for n, p in model.named_parameters()}
+    params64 = [by_name[names[id(p)]] for p in params]
+    torch.manual_seed(seed)
+    grads = []
+    for x in (x_f, x_r):
+        loss = copy64.loss(x.double())
+        grads.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params64)]))
+    return grads[0], grads[1]  # (P,) float64 each
+
+
 @pytest.mark.parametrize("scope", ["decoder", "all"])
 def test_sgd_surgery_step_is_orthogonal_to_the_retain_gradient(vae, split, scope):
+    """The realised SGD step against g_f and g_r computed independently, in float64: it is
+    -lr times the projection of -g_f on the normal plane of g_r, so orthogonal to g_r, while
+    the unprojected ascent direction is not."""
     forget, retain = split
     model = vae.model.train()
     params = scoped_parameters(model, scope)
+    train_only(model, params)
+    x_f, x_r = forget.images[:32].float() / 255, retain.images[:32].float() / 255
+    g_f, g_r = float64_gradients(model, params, x_f, x_r, seed=0)
     before = torch.cat([p.detach().reshape(-1).clone() for p in params])
     opt = torch.optim.SGD(params, lr=1e-3)
     torch.manual_seed(0)
-    x_f, x_r = forget.images[:32].float() / 255, retain.images[:32].float() / 255
-    d, g_r, _, _ = surgery_step(model, params, x_f, x_r, "always")
+    surgery_step(model, params, x_f, x_r, "always")
     opt.step()
-    step = torch.cat([p.detach().reshape(-1) for p in params]) - before
-    assert torch.allclose(step, -1e-3 * d, atol=1e-7)
-    cosine = torch.dot(step.double(), g_r.double()) / (step.norm() * g_r.norm())
-    assert abs(cosine.item()) < 1e-5
-    assert step.norm() > 0
+    step = (torch.cat([p.detach().reshape(-1) for p in params]) - before).double()
+
+    d = -g_f - torch.dot(-g_f, g_r) / torch.dot(g_r, g_r) * g_r  # the formula, in float64
+    # float32 parameters round each step to ~1e-7 of their value: compare as vectors
+    assert (step + 1e-3 * d).norm() < 1e-4 * step.norm()
+    cosine = torch.dot(step, g_r) / (step.norm() * g_r.norm())
+    assert abs(cosine.item()) < 1e-4
+    assert abs(torch.dot(-g_f, g_r) / (g_f.norm() * g_r.norm())) > 0.05  # something to remove
+
+
+class Linear(torch.nn.Module):
+    """A model whose loss is w . (sum of the batch's rows): its gradient is the batch's sum."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(2))
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.w * x).sum()
+
+
+@pytest.mark.parametrize(
+    "g_f, g_r, expected",
+    [
+        ([1.0, 0.0], [1.0, 1.0], [0.0, 1.0]),  # conflict: g_r . g_f > 0, the part along g_f goes
+        ([-1.0, 0.0], [1.0, 1.0], [1.0, 1.0]),  # no conflict: g_r as it is
+        ([0.0, 2.0], [3.0, 0.0], [3.0, 0.0]),  # orthogonal: no conflict either
+    ],
+)
+def test_repair_step_projects_only_when_it_would_lower_the_forget_loss(g_f, g_r, expected):
+    from unlearn_cli.methods.surgery import repair_step
+
+    model = Linear()
+    d, returned_g_f = repair_step(model, [model.w], torch.tensor([g_f]), torch.tensor([g_r]))
+    assert torch.equal(returned_g_f, torch.tensor(g_f))
+    assert torch.allclose(d, torch.tensor(expected))
+    assert torch.equal(model.w.grad, d)  # what the optimizer will apply: a step along -d
+    assert torch.dot(-d, torch.tensor(g_f)) >= 0  # never lowers the forget loss
+
+
+@pytest.mark.parametrize(
+    "projection, g_f, g_r, expected",
+    [
+        ("always", [1.0, 1.0], [1.0, 0.0], [0.0, -1.0]),  # d = -g_f without its g_r part
+        ("always", [-1.0, 1.0], [1.0, 0.0], [0.0, -1.0]),  # also when they agree
+        ("conflict", [1.0, 1.0], [1.0, 0.0], [0.0, -1.0]),  # d . g_r < 0: projected
+        ("conflict", [-1.0, 1.0], [1.0, 0.0], [1.0, -1.0]),  # d . g_r > 0: left alone
+    ],
+)
+def test_surgery_step_on_known_gradients(projection, g_f, g_r, expected):
+    model = Linear()
+    d, returned_g_r, _, _ = surgery_step(
+        model, [model.w], torch.tensor([g_f]), torch.tensor([g_r]), projection
+    )
+    assert torch.equal(returned_g_r, torch.tensor(g_r))
+    assert torch.allclose(d, torch.tensor(expected)) and torch.equal(model.w.grad, d)
 
 
 def run_method(vae, name, forget, retain, **overrides):
