@@ -64,7 +64,15 @@ def test_result_has_the_documented_structure(tiny_vae, tiny_judge):
     top = ["model", "dataset", "target", "samples", "seed", "privacy", "utility", "cost"]
     assert list(r) == [*top, "judge"]
     assert list(r["privacy"]) == ["fratio", "mia_auc", "mia_auc_reference"]
-    assert list(r["utility"]) == ["is", "fid", "retain_elbo", "forget_elbo"]
+    assert list(r["utility"]) == [
+        "is",
+        "fid",
+        "precision",
+        "recall",
+        "fid_reference",
+        "retain_elbo",
+        "forget_elbo",
+    ]
     assert list(r["cost"]) == ["seconds", "operation", "device"]
     assert r["model"] == str(tiny_vae) and r["target"] == "class:1"
     assert (r["samples"], r["seed"]) == (200, 0)

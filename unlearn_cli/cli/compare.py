@@ -23,6 +23,9 @@ FORMATS = {  # digits after the point, per column
     "privacy.fratio": 3,
     "utility.is": 3,
     "utility.fid": 3,
+    "utility.precision": 3,
+    "utility.recall": 3,
+    "utility.fid_reference": 3,
     "cost.seconds": 2,
     "cost.percent_of_retrain": 1,
     "utility.retain_elbo": 1,
@@ -30,7 +33,7 @@ FORMATS = {  # digits after the point, per column
     "privacy.mia_auc": 3,
 }
 GROUPS = {"privacy": "PRIVACY", "utility": "UTILITY", "cost": "COST"}
-ARROWS = {-1: " ↓", 1: " ↑", 0: ""}
+ARROWS = {-1: " ↓", 1: " ↑", 0: "", "retrain": " ≈R"}  # ≈R: closest to RETRAIN's is best
 
 
 def cell_text(cell: dict | None, dotted: str) -> str:
@@ -54,8 +57,8 @@ def rich_table(report: dict) -> Table:
     table = Table(
         title=f"{title}: {report.get('dataset') or ''} forget {report['target'] or ''}",
         title_justify="left",
-        caption="mean (std) over seeds; bold: best unlearning "
-        "method per column; RETRAIN is the reference",
+        caption="mean (std) over seeds; bold: best unlearning method per column (≈R: closest "
+        "to RETRAIN's); RETRAIN is the reference",
         caption_justify="left",
     )
     table.add_column("", no_wrap=True)

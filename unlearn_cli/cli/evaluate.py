@@ -37,8 +37,9 @@ TargetOpt = Annotated[
 ReferenceOpt = Annotated[
     Path | None,
     _option(
-        "The VAE retrained without the forgotten samples (`unlearn train --exclude`); its "
-        "membership-inference AUC is shown beside the model's."
+        "The VAE retrained without the forgotten samples (`unlearn train --exclude`): FID "
+        "between its samples and the model's (with --judge), and its membership-inference AUC "
+        "beside the model's."
     ),
 ]
 ManifestOpt = Annotated[
@@ -70,6 +71,10 @@ MaxFratioOpt = Annotated[float | None, _option("Gate: exit 3 when fratio is abov
 MaxFidOpt = Annotated[float | None, _option("Gate: exit 3 when FID is above this.")]
 MaxMiaOpt = Annotated[float | None, _option("Gate: exit 3 when the MIA AUC is above this.")]
 MinIsOpt = Annotated[float | None, _option("Gate: exit 3 when IS is below this.")]
+MinPrecisionOpt = Annotated[
+    float | None,
+    _option("Gate: exit 3 when precision (share of samples that look like real data) is below."),
+]
 
 
 def _judge_hint(spec) -> str:
@@ -98,6 +103,9 @@ def _rows(result: dict) -> list[tuple[str, str, float | None, str]]:
         mia_note = f"retrained reference: {privacy['mia_auc_reference']:.4g}"
     elif privacy["mia_auc"] is not None:
         mia_note = "forgotten training samples vs held-out ones"
+    fid_ref_note = needs_judge or "needs --reference"
+    if utility["fid_reference"] is not None:
+        fid_ref_note = "vs the retrained reference's samples; 0 is retraining"
     forget_note = "no target"
     if utility["forget_elbo"] is not None:
         forget_note = "forgotten training samples; rises toward the retrained model's"
@@ -106,6 +114,9 @@ def _rows(result: dict) -> list[tuple[str, str, float | None, str]]:
         ("", "MIA AUC (0.5 is ideal)", privacy["mia_auc"], mia_note),
         ("UTILITY", "IS (higher is better)", utility["is"], needs_judge or "judge's classes"),
         ("", "FID (lower is better)", utility["fid"], needs_judge or "vs held-out retain images"),
+        ("", "precision", utility["precision"], needs_judge or "samples that look like real data"),
+        ("", "recall", utility["recall"], needs_judge or "real data the samples cover"),
+        ("", "FID vs reference", utility["fid_reference"], fid_ref_note),
         ("", "-ELBO retain, nats", utility["retain_elbo"], "held-out images outside the target"),
         ("", "-ELBO forget, nats", utility["forget_elbo"], forget_note),
         ("COST", "time, s", cost["seconds"], f"{cost['operation']} on {cost['device']}"),
@@ -149,11 +160,13 @@ def evaluate(
     max_fid: MaxFidOpt = None,
     max_mia_auc: MaxMiaOpt = None,
     min_is: MinIsOpt = None,
+    min_precision: MinPrecisionOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Score a generator: privacy, utility and cost, grouped as in the paper's Table 1.
 
-    Gates (--max-fratio, --max-fid, --max-mia-auc, --min-is) exit 3 after the results print.
+    Gates (--max-fratio, --max-fid, --max-mia-auc, --min-is, --min-precision) exit 3 after the
+    results print.
 
     A gate whose metric was not measured fails. Exit codes: 0 ok, 1 bug, 2 bad input, 3 gate.
     """
@@ -165,7 +178,12 @@ def evaluate(
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     if compare_grid is not None and grid is None:
         raise UsageError("--compare-grid needs --grid FILE.png to write the side-by-side grid to")
-    judged_gates = {"--max-fratio": max_fratio, "--max-fid": max_fid, "--min-is": min_is}
+    judged_gates = {
+        "--max-fratio": max_fratio,
+        "--max-fid": max_fid,
+        "--min-is": min_is,
+        "--min-precision": min_precision,
+    }
     needs_judge = [flag for flag, limit in judged_gates.items() if limit is not None]
     if needs_judge and judge is None:
         raise UsageError(f"{needs_judge[0]} gates on a metric that needs --judge JUDGE.safetensors")
@@ -219,7 +237,12 @@ def evaluate(
     else:
         out.print(_table(result))
     failed = engine.gates(
-        result, max_fratio=max_fratio, max_fid=max_fid, max_mia_auc=max_mia_auc, min_is=min_is
+        result,
+        max_fratio=max_fratio,
+        max_fid=max_fid,
+        max_mia_auc=max_mia_auc,
+        min_is=min_is,
+        min_precision=min_precision,
     )
     for message in failed:
         err.print(f"gate failed: {message}", markup=False, highlight=False)

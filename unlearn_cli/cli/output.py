@@ -72,7 +72,7 @@ def handle_errors(fn):
 
 def print_table(table: Table) -> None:
     """Tables fit the terminal; piped into a file or a CI log they get room for every column."""
-    console = out if out.is_terminal else Console(soft_wrap=True, width=160)
+    console = out if out.is_terminal else Console(soft_wrap=True, width=240)
     console.print(table)
 
 

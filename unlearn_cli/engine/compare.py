@@ -19,6 +19,7 @@ from typing import Any, overload
 
 import torch
 
+from unlearn_cli import __version__
 from unlearn_cli.config import check_fields, is_int, load_yaml
 from unlearn_cli.data.requests import Request, load_manifest, parse_requests
 from unlearn_cli.data.spec import DatasetSpec
@@ -27,18 +28,24 @@ from unlearn_cli.engine.progress import NullProgress, Progress
 from unlearn_cli.errors import ConfigError, UnlearnError
 from unlearn_cli.methods import METHOD_NAMES
 
-# Columns: key in an evaluate() result, header, direction (+1 higher is better, -1 lower).
+# Columns: key in an evaluate() result, header, direction: +1 higher is better, -1 lower,
+# RETRAIN closest to the RETRAIN row's (IS over the judge's classes rewards still drawing the
+# forgotten class, so more is not better), 0 no ranking.
+RETRAIN = "retrain"
 COLUMNS = (
     ("privacy.fratio", "fratio", -1),
-    ("utility.is", "IS", +1),
+    ("utility.is", "IS", RETRAIN),
     ("utility.fid", "FID", -1),
+    ("utility.precision", "precision", +1),
+    ("utility.recall", "recall", +1),
+    ("utility.fid_reference", "FID vs RETRAIN", -1),
     ("cost.seconds", "Time (s)", -1),
     ("cost.percent_of_retrain", "Time (% retrain)", -1),
     ("utility.retain_elbo", "retain -ELBO", -1),
     ("utility.forget_elbo", "forget -ELBO", 0),  # should approach RETRAIN's, not a direction
     ("privacy.mia_auc", "MIA AUC", 0),  # 0.5 is ideal
 )
-DEFAULT_METHODS = ("ascent", "fu", "surgery")
+DEFAULT_METHODS = ("ascent", "fu", "surgery", "redirect")
 
 EXPERIMENT_KEYS = {
     "name": str,
@@ -78,6 +85,7 @@ METHOD_KEYS = {
     "steps": int,
     "alpha": float,
     "repair_steps": int,
+    "min_steps": int,
 }
 
 
@@ -278,11 +286,20 @@ class Runner:
         options = dict(run.options)
         if run.method != "retrain":
             options["seed"] = seed  # retrain keeps the original's own seed
-        k = key(run.method, original_key, [r.to_dict() for r in self.exp.requests], options)
+        method = get_method(run.method)
+        cfg = configure(method, original, options)
+        # the fully resolved settings and the code's version: a changed default or a new
+        # release never reuses an old run
+        resolved = dataclasses.asdict(cfg)
+        k = key(
+            run.method,
+            original_key,
+            [r.to_dict() for r in self.exp.requests],
+            resolved,
+            __version__,
+        )
 
         def make():
-            method = get_method(run.method)
-            cfg = configure(method, original, options)
             plan = plan_forget(original, self.exp.requests)
             self.progress.log(
                 f"seed {seed}: {run.label} on {len(plan.forget)} forget and "
@@ -300,13 +317,17 @@ class Runner:
         judge_key: str,
         target: str | None,
         requests: list[Request] | None = None,
+        reference: tuple[Checkpoint, str] | None = None,
     ) -> dict:
-        """evaluate() of one checkpoint; `requests` score a model whose lineage names none."""
+        """evaluate() of one checkpoint; `requests` score a model whose lineage names none,
+        `reference` (the RETRAIN checkpoint and its key) gives FID against retraining."""
         from unlearn_cli.engine.evaluate import evaluate
 
         ev = {"samples": 10000, "seed": 0, "batch_size": 500, **self.exp.evaluate}
         named = [r.to_dict() for r in requests] if requests is not None else None
-        path = self.exp.out_dir / f"metrics-{key(ckpt_key, judge_key, ev, target, named)}.json"
+        ref_key = reference[1] if reference is not None else None
+        k = key(ckpt_key, judge_key, ev, target, named, ref_key, __version__)
+        path = self.exp.out_dir / f"metrics-{k}.json"
         if path.exists():
             return json.loads(path.read_text())
         result = evaluate(
@@ -317,6 +338,7 @@ class Runner:
             progress=self.progress,
             root=self.exp.dataset.root,
             requests=requests,
+            reference=reference[0] if reference is not None else None,
             **ev,
         )
         atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
@@ -326,6 +348,7 @@ class Runner:
 def run_experiment(exp: Experiment, device: torch.device, progress: Progress | None = None) -> dict:
     """Every run of the experiment, evaluated; returns {"rows": ..., "runs": ...}."""
     from unlearn_cli.engine.evaluate import write_grid
+    from unlearn_cli.methods import get_method
 
     progress = progress or NullProgress()
     start = time.perf_counter()
@@ -337,18 +360,26 @@ def run_experiment(exp: Experiment, device: torch.device, progress: Progress | N
     for seed in exp.seeds:
         progress.log(f"seed {seed}")
         original, original_key = runner.original(seed)
+        # the retrained reference first: every other row is also scored against its samples
+        retrain = runner.unlearned(original, original_key, MethodRun("RETRAIN", "retrain"), seed)
         # the original's lineage names nothing: score it against the experiment's requests
         results = {
-            "BEFORE": runner.metrics(original, original_key, judge, judge_key, target, exp.requests)
+            "BEFORE": runner.metrics(
+                original, original_key, judge, judge_key, target, exp.requests, retrain
+            )
         }
-        from unlearn_cli.methods import get_method
-
         for run in [*exp.methods, MethodRun("RETRAIN", "retrain")]:
-            child, child_key = runner.unlearned(original, original_key, run, seed)
+            child, child_key = (
+                retrain
+                if run.method == "retrain"
+                else runner.unlearned(original, original_key, run, seed)
+            )
             titles[run.label] = (
                 run.label if run.label != run.method else get_method(run.method).title
             )
-            results[run.label] = runner.metrics(child, child_key, judge, judge_key, target)
+            results[run.label] = runner.metrics(
+                child, child_key, judge, judge_key, target, reference=retrain
+            )
             grid = exp.out_dir / f"grid-{slug(run.label)}-s{seed}-{child_key}.png"
             if not grid.exists():
                 write_grid(grid, child, before=original, device=device)
@@ -403,15 +434,23 @@ def summarise(label: str, title: str, results: list[dict]) -> dict:
 
 
 def mark_best(rows: list[dict]) -> None:
-    """Flag the best unlearning method (not BEFORE, not RETRAIN) of each directed column."""
+    """Flag the best unlearning method (not BEFORE, not RETRAIN) of each ranked column."""
     contenders = [r for r in rows if r["label"] not in ("BEFORE", "RETRAIN")]
+    retrain = next((r for r in rows if r["label"] == "RETRAIN"), None)
     for dotted, _, direction in COLUMNS:
         scored = [r for r in contenders if r["cells"][dotted] is not None]
         if not direction or len(scored) < 2:
             continue
-        best = max(direction * r["cells"][dotted]["mean"] for r in scored)
+        if direction == RETRAIN:
+            if retrain is None or retrain["cells"][dotted] is None:
+                continue
+            goal = retrain["cells"][dotted]["mean"]
+            score = {id(r): -abs(r["cells"][dotted]["mean"] - goal) for r in scored}
+        else:
+            score = {id(r): direction * r["cells"][dotted]["mean"] for r in scored}
+        best = max(score.values())
         for r in scored:  # ties share the bold
-            r["cells"][dotted]["best"] = direction * r["cells"][dotted]["mean"] == best
+            r["cells"][dotted]["best"] = score[id(r)] == best
 
 
 def tabulate_checkpoints(

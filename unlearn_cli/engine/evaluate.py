@@ -25,7 +25,9 @@ from unlearn_cli.metrics import (
     judge_outputs,
     mia_auc,
     negative_elbo,
+    precision_recall,
 )
+from unlearn_cli.metrics.fidelity import DEFAULT_K
 
 MIN_JUDGE_ACCURACY = 0.95  # the paper only trusts a classifier above 95% (its Appendix A)
 FORGET_ELBO_MAX = 10000  # the forget-set ELBO is a mean over at most this many samples
@@ -321,7 +323,8 @@ def evaluate(
     set of `retain_elbo` and FID's real images. fratio, IS and FID need a `judge`; the
     membership-inference AUC needs sample-level forgetting (forgotten training samples against
     test samples of the same digits), and `reference` (the retrained VAE) is scored on the
-    same two sets.
+    same two sets. With a judge, `reference` also gives `fid_reference`: the FID between this
+    model's samples and the reference's, the direct measure of "looks like retraining".
     """
     progress = progress or NullProgress()
     device = torch.device(device)
@@ -353,9 +356,11 @@ def evaluate(
     progress.advance(1, "data")
     privacy, elbos = _elbo_metrics(vae, reference, sets, tgt, seed, batch_size, device, progress)
     progress.advance(1, "elbo")
-    utility = {"is": None, "fid": None, "fratio": None}
+    utility = dict.fromkeys(("fratio", "is", "fid", "precision", "recall", "fid_reference"))
     if judge is not None:
-        utility = _judge_metrics(vae, judge, sets, tgt, samples, seed, batch_size, device)
+        utility = _judge_metrics(
+            vae, judge, reference, sets, tgt, samples, seed, batch_size, device
+        )
     progress.advance(1, "judge")
     progress.done()
     return {
@@ -365,7 +370,10 @@ def evaluate(
         "samples": samples,
         "seed": seed,
         "privacy": {"fratio": utility["fratio"], **privacy},
-        "utility": {"is": utility["is"], "fid": utility["fid"], **elbos},
+        "utility": {
+            **{k: utility[k] for k in ("is", "fid", "precision", "recall", "fid_reference")},
+            **elbos,
+        },
         "cost": cost(vae),
         "judge": None
         if judge is None
@@ -402,12 +410,7 @@ def _elbo_metrics(
     auc = auc_reference = None
     if on_members is not None:  # higher score = more likely a member: score = -negative ELBO
         auc = mia_auc(-on_members, -on_test[sets.nonmember_mask])
-    if reference is not None and sets.members is None:
-        progress.log(
-            f"--reference: not used; it serves the membership-inference score of "
-            f"forgotten samples, and this model's target is {tgt}"
-        )
-    elif reference is not None:
+    if reference is not None and sets.members is not None:
         _warn_if_not_retrained(reference, sets, progress)
         ref_test, ref_members = (
             nelbo(reference.model, sets.test),
@@ -422,6 +425,7 @@ def _elbo_metrics(
 def _judge_metrics(
     vae: Checkpoint,
     judge: Checkpoint,
+    reference: Checkpoint | None,
     sets: EvalSets,
     tgt: Target | None,
     samples: int,
@@ -429,10 +433,15 @@ def _judge_metrics(
     batch_size: int,
     device: torch.device,
 ) -> dict:
-    """fratio and IS of `samples` generated images, FID against the held-out retain images."""
+    """fratio and IS of `samples` generated images; FID, precision and recall against the
+    held-out retain images; FID against the same number of the reference's samples."""
     model = judge.model.to(device).eval()
-    fakes = Generated(vae.model.to(device).eval(), samples, seed, batch_size, device)
-    logits, features = judge_outputs(model, fakes, batch_size)  # one pass over the samples
+
+    def generated(vae_model: torch.nn.Module):
+        fakes = Generated(vae_model.to(device).eval(), samples, seed, batch_size, device)
+        return judge_outputs(model, fakes, batch_size)  # one pass over the samples
+
+    logits, features = generated(vae.model)
     fr = None
     if tgt is not None and tgt.kind in ("class", "attr"):
         classes = judge_classes(judge.dataset)
@@ -440,10 +449,19 @@ def _judge_metrics(
         fr = fratio_of_logits(logits, indices)
     real = DataImages(_subset(sets.test, sets.retain_mask), batch_size, device)
     _, real_features = judge_outputs(model, real, batch_size)
+    precision = recall = None
+    if min(len(features), len(real_features)) > DEFAULT_K:  # a k-NN ball needs k neighbours
+        precision, recall = precision_recall(features, real_features)
+    fid_reference = None
+    if reference is not None:
+        fid_reference = fid_of_features(features, generated(reference.model)[1])
     return {
         "fratio": fr,
         "is": inception_score_of_logits(logits),
         "fid": fid_of_features(features, real_features),
+        "precision": precision,
+        "recall": recall,
+        "fid_reference": fid_reference,
     }
 
 
@@ -479,6 +497,7 @@ GATES = {  # flag: (result group, key, label, True for a lower bound, what the m
     "--max-mia-auc": ("privacy", "mia_auc", "MIA AUC", False, "forgotten individual samples"),
     "--min-is": ("utility", "is", "IS", True, "--judge"),
     "--max-fid": ("utility", "fid", "FID", False, "--judge"),
+    "--min-precision": ("utility", "precision", "precision", True, "--judge"),
 }
 
 
@@ -488,6 +507,7 @@ def gates(
     max_fid: float | None = None,
     max_mia_auc: float | None = None,
     min_is: float | None = None,
+    min_precision: float | None = None,
 ) -> list[str]:
     """One message per failed quality gate. A gate whose metric was not measured fails too, so
     that a CI job cannot pass by accident."""
@@ -496,6 +516,7 @@ def gates(
         "--max-mia-auc": max_mia_auc,
         "--min-is": min_is,
         "--max-fid": max_fid,
+        "--min-precision": min_precision,
     }
     failed = []
     for flag, limit in limits.items():
