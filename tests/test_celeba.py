@@ -171,6 +171,38 @@ def test_train_resnet_judge(cli, celeba_root, tmp_path):
     assert ckpt.dataset.attribute == "Male" and ckpt.num_samples == 8
     meta = read_metadata(out)
     assert meta["metrics"]["test_samples"] == len(files_in(2))
-    assert 0.0 <= meta["metrics"]["test_accuracy"] <= 1.0
-    x = torch.stack([CelebA(celeba_root, "test")[i][0] for i in range(2)])
-    assert ckpt.model(x).shape == (2, 2) and ckpt.model.features(x).shape == (2, 512)
+    test = CelebA(celeba_root, "test")
+    x = torch.stack([test[i][0] for i in range(len(test))])  # (N, 3, 64, 64)
+    with torch.no_grad():  # the recorded accuracy is the judge's on the test split's Male flag
+        right = ckpt.model(x).argmax(1) == test.labels[:, test.attribute_index("Male")]
+    assert meta["metrics"]["test_accuracy"] == pytest.approx(right.double().mean().item(), abs=1e-5)
+    assert ckpt.model(x).shape == (len(x), 2) and ckpt.model.features(x).shape == (len(x), 512)
+
+
+@pytest.mark.parametrize("with_attribute, expected", [(True, 1.0), (False, 0.0)])
+def test_celeba_fratio_counts_the_judges_class_with_the_attribute(
+    cli, celeba_root, tmp_path, with_attribute, expected
+):
+    """A hand-made judge that calls every image "Male" (class 1), or none: fratio of attr:Male
+    counts class 1, so it is 1 for the first and 0 for the second, whatever the images."""
+    import dataclasses
+
+    from conftest import parse_json
+
+    from unlearn_cli.engine.checkpoint import Checkpoint, save_checkpoint
+    from unlearn_cli.models import JudgeConfig, build_judge
+
+    vae = tmp_path / "vae.safetensors"
+    train = "train --dataset celeba --epochs 1 --batch-size 8 --latent-dim 4 --device cpu"
+    assert cli(*train.split(), "--data-dir", celeba_root, "--out", vae).exit_code == 0
+    cfg = JudgeConfig.from_name("celeba")
+    judge = build_judge(cfg).eval()
+    with torch.no_grad():  # every image: logits (0, 20) "Male", or (20, 0) "not Male"
+        judge.head.weight.zero_()
+        judge.head.bias.copy_(torch.tensor([0.0, 20.0] if with_attribute else [20.0, 0.0]))
+    spec = dataclasses.replace(load_checkpoint(vae).dataset, attribute="Male")
+    path = tmp_path / "judge.safetensors"
+    save_checkpoint(Checkpoint("judge", judge, cfg.to_dict(), spec, training={}), path)
+    args = ["evaluate", vae, "--judge", path, "--target", "attr:Male", "--samples", 8, "--json"]
+    result = parse_json(cli(*args, "--batch-size", 4))
+    assert result["privacy"]["fratio"] == expected
