@@ -11,6 +11,7 @@ import difflib
 EXIT_FAILURE = 1  # unexpected failure (a bug, or the machine ran out of something)
 EXIT_USAGE = 2  # bad input or usage; Typer uses 2 for a bad parameter too
 EXIT_GATE = 3  # `unlearn evaluate`: a quality gate (--max-fratio, ...) failed
+EXIT_AUDIT = 4  # `unlearn audit`: a receipt does not match the checkpoints
 
 
 class UnlearnError(Exception):

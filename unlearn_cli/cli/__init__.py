@@ -8,9 +8,11 @@ from __future__ import annotations
 import typer
 
 from unlearn_cli import __version__
+from unlearn_cli.cli.audit import audit
 from unlearn_cli.cli.compare import compare
 from unlearn_cli.cli.evaluate import evaluate
 from unlearn_cli.cli.forget import forget
+from unlearn_cli.cli.inspect import inspect
 from unlearn_cli.cli.train import train
 
 app = typer.Typer(
@@ -25,6 +27,8 @@ app.command(no_args_is_help=False)(train)
 app.command()(forget)
 app.command()(evaluate)
 app.command()(compare)
+app.command()(inspect)
+app.command()(audit)
 
 
 def _version(value: bool) -> None:

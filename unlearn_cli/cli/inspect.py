@@ -1,0 +1,82 @@
+"""`unlearn inspect`: what a checkpoint is, what it was trained on, and its whole lineage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from unlearn_cli.cli.output import JsonOpt, handle_errors, key_value_table, print_json, print_table
+
+SHOWN_REQUESTS = 50  # rows of the request table; --json lists every request
+
+
+@handle_errors
+def inspect(
+    checkpoint: Annotated[Path, typer.Argument(help="The checkpoint to describe (VAE or judge).")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Show what a checkpoint is, what it was trained on, and every forget in its lineage."""
+    from unlearn_cli.engine.inspect import describe_checkpoint
+
+    info = describe_checkpoint(checkpoint)
+    if json_out:
+        print_json(info)
+        return
+    training = info["training"] or {}
+    print_table(
+        key_value_table(
+            f"checkpoint {info['checkpoint']}",
+            {
+                "kind": info["kind"],
+                "sha256": info["sha256"],
+                "size": f"{info['size_bytes']:,} bytes",
+                "created": f"{info['created']} by unlearn {info['tool_version']}",
+                "model": ", ".join(f"{k}={v}" for k, v in (info["model_config"] or {}).items()),
+                "trained on": f"{info['dataset']}, {info['num_samples']} samples",
+                "excluded": ", ".join(info["excluded_requests"]) or "-",
+                "train ids sha256": info["train_ids_sha256"],
+                "training": ", ".join(f"{k}={v}" for k, v in training.items()),
+                "train seconds": info["train_seconds"],
+                "metrics": ", ".join(f"{k}={v}" for k, v in info["metrics"].items()) or "-",
+                "forget operations": len(info["lineage"]),
+                "original sha256": info["original_sha256"] or "(this is an original)",
+            },
+        )
+    )
+    if info["lineage"]:
+        print_table(lineage_table(info["lineage"]))
+        print_table(request_table(info["lineage"]))
+
+
+def lineage_table(lineage: list[dict]) -> Table:
+    table = Table(title="lineage (oldest first)", title_justify="left")
+    for col in ("#", "created", "method", "requests", "forgotten", "retained", "seconds"):
+        table.add_column(col, justify="right" if col not in ("created", "method") else "left")
+    table.add_column("parent sha256")
+    for op in lineage:
+        table.add_row(
+            str(op["number"]),
+            str(op.get("created", "-")),
+            str(op.get("method", "-")),
+            str(len(op["requests"])),
+            str(op.get("forgotten_count", "-")),
+            str(op.get("retain_count", "-")),
+            str(op.get("wall_seconds", "-")),
+            op["parent_sha256"],
+        )
+    return table
+
+
+def request_table(lineage: list[dict]) -> Table:
+    rows = [(op["number"], r) for op in lineage for r in op["requests"]]
+    table = Table(title="requests honoured", title_justify="left")
+    for col in ("#", "request", "selector", "received", "note"):
+        table.add_column(col, justify="right" if col == "#" else "left")
+    for n, r in rows[:SHOWN_REQUESTS]:
+        table.add_row(str(n), r["id"], r["selector"], r.get("received") or "", r.get("note") or "")
+    if len(rows) > SHOWN_REQUESTS:
+        table.add_row("", f"... {len(rows) - SHOWN_REQUESTS} more (--json lists all)", "", "", "")
+    return table
