@@ -2,15 +2,18 @@
 
 The package carries the four official files gzip-compressed (see mnist_raw/README.md for their
 provenance and the CC BY-SA 3.0 attribution). At first use they are decompressed into the cache
-directory, where `torchvision.datasets.MNIST(download=False)` reads them like any other root.
+directory as a torchvision root, read like any other root (by `read_idx`, without importing
+torchvision).
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import shutil
+import struct
 from importlib import resources
 from pathlib import Path
 
@@ -96,18 +99,31 @@ def download_mnist(root: str) -> None:
         ) from None
 
 
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX file of unsigned bytes (MNIST's format) as a uint8 tensor.
+
+    Read here rather than through torchvision, whose import costs every command about 2 s."""
+    data = path.read_bytes()
+    if len(data) < 4 or data[:3] != b"\x00\x00\x08":
+        raise DataError(f"{path}: not an IDX file of unsigned bytes; is the MNIST root intact?")
+    ndim = data[3]
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    body = data[4 + 4 * ndim :]
+    if len(body) != math.prod(shape):
+        raise DataError(f"{path}: truncated ({len(body)} bytes for shape {shape})")
+    return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(shape)
+
+
 def load_mnist(root: str | None, split: str, classes: tuple[int, ...] | None) -> ImageData:
     """MNIST `split` ("train" or "test") restricted to `classes`; ids are indices in the split."""
-    from torchvision.datasets import MNIST
-
     if root is None:
         path = embedded_root()
     else:
         path = Path(root).expanduser()
         check_root(path)
-    ds = MNIST(str(path), train=split == "train", download=False)
-    images = ds.data.unsqueeze(1)  # (N, 28, 28) -> (N, 1, 28, 28)
-    labels = ds.targets.long()
+    image_file, label_file = RAW_FILES[split]
+    images = read_idx(path / "MNIST" / "raw" / image_file).unsqueeze(1)  # (N, 1, 28, 28)
+    labels = read_idx(path / "MNIST" / "raw" / label_file).long()  # (N,)
     ids = torch.arange(len(labels))
     data = ImageData(images, labels, ids)
     if classes is not None:
