@@ -161,3 +161,20 @@ def test_a_killed_forget_leaves_every_file_as_it_was_and_a_rerun_succeeds(
     assert entry["parent_sha256"] == load_checkpoint(workdir / "m.safetensors").sha256
     assert temp_files(workdir) == []
     assert len((workdir / "L.jsonl").read_text().splitlines()) == 41
+
+
+def test_a_ledger_that_stays_locked_is_one_line_exit_2_and_nothing_written(
+    cli, workdir, monkeypatch
+):
+    from filelock import FileLock
+
+    import unlearn_cli.engine.ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "LOCK_TIMEOUT", 0.2)
+    monkeypatch.chdir(workdir)
+    listing = sorted(p.name for p in workdir.iterdir())
+    with FileLock(str(workdir / "L.jsonl.lock")):  # held as another writer would
+        result = cli(*FORGET, "--manifest", "a.yaml", "--ledger", "L.jsonl")
+    assert result.exit_code == 2 and "stayed locked" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in workdir.iterdir() if p.suffix != ".lock") == listing

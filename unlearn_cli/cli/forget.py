@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from unlearn_cli.engine.forget import Plan
 
 IdT = TypeVar("IdT", int, str)  # a sample's index, or a CelebA file name
+SHOWN_REQUESTS = 50  # rows of the result table; a batch can hold 10,000 requests
 
 
 def identity_request(kind: str, values: list[IdT]) -> Request:
@@ -253,8 +254,10 @@ def forget(
     )
     for col in ("request", "selector", "samples", "status"):
         table.add_column(col, justify="right" if col == "samples" else "left")
-    for r in summary["requests"]:
+    for r in summary["requests"][:SHOWN_REQUESTS]:
         table.add_row(r["id"], r["selector"], str(r["selected"] or "-"), r["status"])
+    if len(requests) > SHOWN_REQUESTS:
+        table.add_row(f"... {len(requests) - SHOWN_REQUESTS} more", "", "", "--json lists all")
     table.add_section()
     table.add_row(
         "total",
