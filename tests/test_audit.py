@@ -103,7 +103,7 @@ def test_inspect_json_holds_the_whole_lineage(cli, chain):
     assert info["original_sha256"] == m0.sha256
     assert [r["id"] for r in info["lineage"][1]["requests"]] == ["b1", "b2", "c1"]
     assert info["lineage"][1]["requests"][1]["selector"] == "class 8"
-    assert info["lineage"][0]["method"] == "surgery" and info["lineage"][0]["forgotten_count"] == 2
+    assert info["lineage"][0]["method"] == "redirect" and info["lineage"][0]["forgotten_count"] == 2
 
 
 def test_inspect_table_names_requests_and_parents(cli, chain):

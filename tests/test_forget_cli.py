@@ -52,13 +52,13 @@ def test_forget_writes_a_child_with_lineage_and_leaves_the_input_alone(
     result = cli("forget", model, "--manifest", manifest, "--ledger", ledger, "--json")
     summary = parse_json(result)
     assert model.read_bytes() == before
-    child = tmp_path / "model-forget-surgery.safetensors"
+    child = tmp_path / "model-forget-redirect.safetensors"
     assert summary["out"] == str(child) and child.exists()
     meta = read_metadata(child)
     (entry,) = meta["lineage"]
     assert [r["id"] for r in entry["requests"]] == ["gdpr-1", "gdpr-2"]
     assert entry["forgotten_count"] == summary["forget_samples"]
-    assert entry["method"] == "surgery" and entry["hyperparameters"]["lr"] == 5e-4
+    assert entry["method"] == "redirect" and entry["hyperparameters"]["lr"] == 3e-4
     assert entry["parent_sha256"] == load_checkpoint(model).sha256
     assert entry["wall_seconds"] > 0 and len(entry["forgotten_sha256"]) == 64
     receipts = [json.loads(line) for line in ledger.read_text().splitlines()]
@@ -150,7 +150,7 @@ def test_default_output_is_not_silently_overwritten(cli, model, tmp_path):
         (["--class", "1", "--method", "foo"], "unknown method 'foo'"),
         (["--class", "1", "--method", "ascent", "--projection", "always"], "does not apply"),
         (["--class", "1", "--device", "cuda:7"], "--device cuda:7"),
-        (["--class", "1", "--lr", "-1"], "--lr must be positive"),
+        (["--class", "1", "--lr", "-1"], "lr must be positive"),
         (["--class", "1", "--out", "/nonexistent/dir/x.safetensors"], "does not exist"),
     ],
 )
@@ -170,7 +170,7 @@ def test_wrong_kind_and_corrupt_checkpoints_are_refused(cli, tiny_judge, model, 
     truncated.write_bytes(model.read_bytes()[:1000])
     result = cli("forget", truncated, "--class", "1")
     assert result.exit_code == 2 and "truncated" in result.stderr
-    assert not (tmp_path / "truncated-forget-surgery.safetensors").exists()
+    assert not (tmp_path / "truncated-forget-redirect.safetensors").exists()
 
 
 def test_bad_manifest_is_exit_2(cli, model, tmp_path):

@@ -145,6 +145,13 @@ def compare(
             "resumes from). \\[default: the experiment's]"
         ),
     ] = None,
+    forget: Annotated[
+        str | None,
+        typer.Option(
+            help="Forget this instead of the experiment's requests: class:DIGIT[,DIGIT] or "
+            "attr:NAME. One experiment file then serves every target, sharing its originals."
+        ),
+    ] = None,
     device: OptionalDeviceOpt = None,
     markdown_path: Annotated[
         Path | None, typer.Option("--markdown", help="Also write the table as Markdown.")
@@ -168,11 +175,18 @@ def compare(
             check_not_input(path, (*inputs, judge), flag)
     from unlearn_cli.cli.progress import RichProgress
     from unlearn_cli.engine.checkpoint import load_checkpoint
-    from unlearn_cli.engine.compare import load_experiment, run_experiment, tabulate_checkpoints
+    from unlearn_cli.engine.compare import (
+        forgetting,
+        load_experiment,
+        run_experiment,
+        tabulate_checkpoints,
+    )
     from unlearn_cli.engine.device import resolve_device
 
     if yaml_inputs:
         exp = load_experiment(yaml_inputs[0])
+        if forget is not None:
+            exp = forgetting(exp, forget)
         if out_dir is not None:
             exp.out_dir = out_dir
         if samples is not None:
@@ -182,6 +196,8 @@ def compare(
         dev = resolve_device(device or exp.device)
         report = run_experiment(exp, dev, RichProgress())
     else:
+        if forget is not None:
+            raise UsageError("--forget replaces an experiment's requests; give an experiment YAML")
         if judge is None:
             raise UsageError(
                 "tabulating checkpoints needs --judge JUDGE.safetensors (train one "

@@ -102,19 +102,29 @@ def forget(
             "operation."
         ),
     ] = None,
-    method: Annotated[str, typer.Option(help="surgery, ascent, fu or retrain.")] = "surgery",
+    method: Annotated[
+        str,
+        typer.Option(
+            help="redirect (ours, forgets like retraining; see README), surgery (the paper), "
+            "ascent, fu or retrain."
+        ),
+    ] = "redirect",
     params: Annotated[
         str | None, typer.Option(help="Parameters to update: decoder or all. \\[default: decoder]")
     ] = None,
     projection: Annotated[
         str | None,
         typer.Option(
-            help="surgery: always (the paper) or conflict (only when the gradients conflict)."
+            help="surgery: always (the paper) or conflict (only when the gradients conflict); "
+            "redirect: conflict (its default), always or none."
         ),
     ] = None,
     lr: Annotated[
         float | None,
-        typer.Option(help="\\[default: 5e-4 MNIST, 1e-5 CelebA; retrain: the checkpoint's]"),
+        typer.Option(
+            help="\\[default: redirect 3e-4; surgery, ascent 5e-4 MNIST, 1e-5 CelebA; retrain: "
+            "the checkpoint's]"
+        ),
     ] = None,
     batch_size: Annotated[
         int | None, typer.Option(help="\\[default: the checkpoint's training batch size]")

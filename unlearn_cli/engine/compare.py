@@ -25,7 +25,7 @@ from unlearn_cli.data.requests import Request, load_manifest, parse_requests
 from unlearn_cli.data.spec import DatasetSpec
 from unlearn_cli.engine.checkpoint import Checkpoint, atomic_write, load_checkpoint, save_checkpoint
 from unlearn_cli.engine.progress import NullProgress, Progress
-from unlearn_cli.errors import ConfigError, UnlearnError
+from unlearn_cli.errors import ConfigError, UnlearnError, UsageError
 from unlearn_cli.methods import METHOD_NAMES
 
 # Columns: key in an evaluate() result, header, direction: +1 higher is better, -1 lower,
@@ -196,6 +196,21 @@ def load_experiment(path: str | Path) -> Experiment:
         device=top.get("device", "auto"),
         out_dir=Path(_resolve(base, top.get("out_dir", f"runs/{path.stem}"))),
     )
+
+
+def forgetting(exp: Experiment, target: str) -> Experiment:
+    """The experiment with its requests replaced by one that forgets `target` (class:DIGIT or
+    attr:NAME): one file serves every target of a dataset, sharing its originals and judge."""
+    from unlearn_cli.engine.evaluate import parse_target
+
+    tgt = parse_target(target)
+    if tgt.kind == "samples":
+        raise UsageError(
+            f"forget {target!r}: name a class:DIGIT or attr:NAME; samples need a manifest"
+        )
+    selector = "class" if tgt.kind == "class" else "attribute"
+    name = f"forget-{tgt.kind}-{'-'.join(map(str, tgt.values))}"
+    return dataclasses.replace(exp, requests=[Request(name, selector, tgt.values)])
 
 
 def slug(label: str) -> str:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from unlearn_cli.engine.progress import Progress
     from unlearn_cli.models import VAE
 
-METHOD_NAMES = ("surgery", "ascent", "fu", "retrain")
+METHOD_NAMES = ("redirect", "surgery", "ascent", "fu", "retrain")
 
 
 class UnlearningMethod(Protocol):
@@ -41,7 +41,9 @@ def get_method(name: str) -> UnlearningMethod:
     from unlearn_cli.errors import suggest
 
     cls: type[UnlearningMethod]
-    if name == "surgery":
+    if name == "redirect":
+        from unlearn_cli.methods.redirect import Redirect as cls
+    elif name == "surgery":
         from unlearn_cli.methods.surgery import Surgery as cls
     elif name == "ascent":
         from unlearn_cli.methods.ascent import Ascent as cls

@@ -1,0 +1,192 @@
+"""Redirect (ours): make the prior draw retained data where it drew the forgotten data.
+
+Gradient surgery ascends the training loss on D_f. That loss has no upper bound, so the decoder's
+forget region collapses onto whatever image maximises it: a saturated blob that a closed-set
+judge must still call one of its classes. A model retrained on D_r does something else: the whole
+prior decodes to retained data. Redirect gets there in two moves, from the checkpoint and its
+training data alone (no judge, no labels, so classes, attributes and samples alike):
+
+1. **Refit the prior** (closed form). The retained data's aggregate posterior is summarised by
+   its mean m and per-dimension spread s (the variance of the posterior means plus the mean
+   posterior variance). Folding z_old = m + s * z_new into the encoder's last layer and the
+   decoder's first layer changes no reconstruction, yet N(0, I) now covers where the retained
+   data lives rather than where all the data lived: prior mass leaves the forgotten region.
+2. **Redirect what is left**, one pass over D_f. Each forget sample's posterior draw z_f gets a
+   target: the image the (refitted) decoder draws at the nearest *interior* retained latent,
+   one whose k nearest neighbours are all retained, so that the target is plainly retained
+   content and not a look-alike of the forgotten. The decoder descends the Bernoulli
+   cross-entropy to that target (bounded: its minimum is a retained image) together with the
+   training loss on a retain batch. Whenever the redirect gradient conflicts with the retain
+   gradient g_r, its component along g_r is removed (the paper's protection of D_r, in PCGrad's
+   conflict-only form, since both objectives descend).
+
+For individual samples the nearest interior latent is a look-alike of the same kind, so the
+model stops reproducing the sample and keeps drawing its kind, as retraining without it does.
+The latent statistics and the target bank use at most `bank_size` retained samples, so the
+method's cost does not grow with the training set beyond one pass over D_f.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unlearn_cli.engine.device import seed_everything
+from unlearn_cli.engine.train import make_loader, to_device
+from unlearn_cli.errors import UsageError
+from unlearn_cli.methods import scoped_parameters, train_only
+from unlearn_cli.methods.surgery import endless, flat_grad, make_optimizer, project, set_grad
+
+ENCODE_BATCH = 1000  # images per batch when encoding the latent bank
+
+
+@dataclass
+class RedirectConfig:
+    lr: float = 3e-4  # Adam; chosen on MNIST138 seed 0 (README, "Redirect"), then held fixed
+    batch_size: int = 128  # the batch size of the original training
+    epochs: int = 1  # passes over D_f, as surgery's one shot; 0 refits the prior only
+    min_steps: int = 50  # a small request still gets this many steps (cycling over D_f)
+    params: str = "decoder"  # the steps train the decoder; the refit also moves the encoder's head
+    projection: str = "conflict"  # remove the redirect's component along g_r when they conflict
+    refit: bool = True  # step 1; False redirects in the original latent coordinates
+    bank_size: int = 4096  # retained samples encoded for the refit and the target bank
+    interior_k: int = 10  # a target's k nearest bank neighbours must all be retained
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not self.lr > 0:
+            raise UsageError(f"lr must be positive, got {self.lr}")
+        if self.batch_size < 1 or self.epochs < 0 or self.min_steps < 0:
+            raise UsageError("batch_size must be at least 1, epochs and min_steps at least 0")
+        if self.bank_size <= self.interior_k or self.interior_k < 1:
+            raise UsageError("bank_size must exceed interior_k, which must be at least 1")
+        if self.params not in ("all", "decoder"):
+            raise UsageError(f"params {self.params!r}: use all or decoder")
+        if self.projection not in ("always", "conflict", "none"):
+            raise UsageError(f"projection {self.projection!r}: use always, conflict or none")
+
+
+def sample_of(data, n: int, generator: torch.Generator):
+    """A seeded random subset of at most `n` samples of `data`."""
+    if len(data) <= n:
+        return data
+    return data.subset(torch.randperm(len(data), generator=generator)[:n].sort().values)
+
+
+@torch.no_grad()
+def encode_all(model, data, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mu, logvar) of every sample of `data`, each (N, z) on `device`."""
+    mus, logvars = [], []
+    for batch in make_loader(data, ENCODE_BATCH, device):
+        x, _, _ = to_device(batch, device)
+        mu, logvar = model.encode(x)  # (B, C, H, W) -> 2 x (B, z)
+        mus.append(mu)
+        logvars.append(logvar)
+    return torch.cat(mus), torch.cat(logvars)
+
+
+def linear_layers(module: nn.Module) -> list[nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+@torch.no_grad()
+def refit_prior(model, mu: torch.Tensor, logvar: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Fold z_old = m + s * z_new into the VAE (in place), with m and s the mean and spread of
+    the retained posteriors (mu, logvar); returns (m, s)."""
+    m = mu.mean(0)  # (z,)
+    s = (mu.var(0) + logvar.exp().mean(0)).sqrt()  # (z,) aggregate posterior's spread
+    z = len(m)
+    head = linear_layers(model.encoder)[-1]  # outputs (mu, logvar), (B, 2z)
+    head.weight[:z] /= s[:, None]
+    head.bias[:z] = (head.bias[:z] - m) / s  # mu_new = (mu_old - m) / s
+    head.bias[z:] -= 2 * s.log()  # var_new = var_old / s^2
+    first = linear_layers(model.decoder)[0]  # takes z, (B, z)
+    first.bias.add_(first.weight @ m)  # W z_old + b = (W diag(s)) z_new + (W m + b)
+    first.weight *= s[None, :]
+    return m, s
+
+
+def interior(bank: torch.Tensor, others: torch.Tensor, k: int) -> torch.Tensor:
+    """Mask over `bank` rows whose k nearest bank neighbours are all nearer than any row of
+    `others`: latents deep inside the retained data, away from the forgotten."""
+    keep = []
+    for rows in bank.split(2048):
+        d = torch.cdist(rows, bank)  # (chunk, N), each row's own latent at distance 0
+        kth = d.topk(k + 1, dim=1, largest=False).values[:, -1]  # (chunk,), faster than kthvalue
+        keep.append(torch.cdist(rows, others).min(dim=1).values > kth)
+    return torch.cat(keep)
+
+
+@torch.no_grad()
+def redirect_targets(
+    model, x_f: torch.Tensor, bank: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(z_f, target): a posterior draw for each forget image, and what `model` draws at the
+    bank latent nearest to it."""
+    mu, logvar = model.encode(x_f)  # (B, z) each
+    noise = torch.randn(mu.shape, generator=generator).to(mu.device)
+    z = mu + noise * torch.exp(0.5 * logvar)  # (B, z)
+    nearest = torch.cdist(z, bank).argmin(dim=1)  # (B,) rows of the bank
+    return z, model.decode(bank[nearest])  # (B, z), (B, C, H, W) in [0, 1]
+
+
+def redirect_loss(model, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of the Bernoulli cross-entropy of decode(z) against `target`."""
+    logits = model.decode_logits(z)  # (B, z) -> (B, C, H, W)
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return bce.flatten(1).sum(1).mean()
+
+
+class Redirect:
+    name = "redirect"
+    title = "OURS (redirect)"
+
+    def default_config(self, ckpt) -> RedirectConfig:
+        return RedirectConfig(batch_size=ckpt.training.get("batch_size", 128))
+
+    def unlearn(self, ckpt, forget, retain, cfg: RedirectConfig, device, progress) -> nn.Module:
+        generator = seed_everything(cfg.seed)
+        model = copy.deepcopy(ckpt.model).to(device).eval()
+        progress.start("redirect: encoding retained and forgotten samples", 2)
+        mu_r, logvar_r = encode_all(model, sample_of(retain, cfg.bank_size, generator), device)
+        share = min(1.0, cfg.bank_size / len(retain))  # the same share of D_f, for density
+        mu_f, _ = encode_all(
+            model, sample_of(forget, round(share * len(forget)) or 1, generator), device
+        )
+        progress.advance(2)
+        progress.done()
+        if cfg.refit:
+            m, s = refit_prior(model, mu_r, logvar_r)
+            mu_r, mu_f = (mu_r - m) / s, (mu_f - m) / s  # the same latents, new coordinates
+        bank = mu_r[interior(mu_r, mu_f, cfg.interior_k)]  # (N_bank, z)
+        if len(bank) == 0:
+            bank = mu_r  # every retained latent borders the forgotten: take the nearest
+        reference = copy.deepcopy(model).requires_grad_(False)  # draws the targets
+        model.train()
+        params = scoped_parameters(model, cfg.params)
+        train_only(model, params)
+        opt = make_optimizer("adam", params, cfg.lr)
+        forget_batches = make_loader(forget, cfg.batch_size, device, True, generator)
+        steps = max(cfg.epochs * len(forget_batches), cfg.min_steps) if cfg.epochs else 0
+        forget_stream = endless(forget_batches)
+        retain_stream = endless(make_loader(retain, cfg.batch_size, device, True, generator))
+        progress.start("redirect", steps)
+        for _ in range(steps):
+            x_f, _, _ = to_device(next(forget_stream), device)
+            x_r, _, _ = to_device(next(retain_stream), device)
+            z, target = redirect_targets(reference, x_f, bank, generator)
+            loss_d = redirect_loss(model, z, target)
+            g_d = flat_grad(loss_d, params)
+            loss_r = model.loss(x_r)
+            g_r = flat_grad(loss_r, params)
+            if cfg.projection != "none":
+                g_d = project(g_d, g_r, cfg.projection)  # no longer raises the retain loss
+            set_grad(params, g_d + g_r)  # descend both: redirect D_f, keep explaining D_r
+            opt.step()
+            progress.advance(1, f"redirect loss {loss_d.item():.1f}  retain {loss_r.item():.1f}")
+        progress.done()
+        return model.requires_grad_(True).eval()
