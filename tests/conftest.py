@@ -63,6 +63,23 @@ def tiny_judge(tmp_path_factory, tiny_spec) -> Path:
     return save_checkpoint(ckpt, tmp_path_factory.mktemp("ckpt") / "judge.safetensors")
 
 
+@pytest.fixture(scope="session")
+def small_models():
+    """A VAE (5 epochs) and a judge (1 epoch) on 2,000 MNIST138 images: good enough that the
+    retrained model draws real-looking digits."""
+    from unlearn_cli.data.spec import DatasetSpec
+    from unlearn_cli.engine.train import TrainConfig, train_judge, train_vae
+    from unlearn_cli.models import JudgeConfig, VAEConfig
+
+    spec = DatasetSpec(name="mnist", classes=(1, 3, 8), limit=3000)
+    vae_cfg = VAEConfig(arch="mlp", channels=1, image_size=28, hidden=(256, 128), latent_dim=8)
+    cpu = torch.device("cpu")
+    vae = train_vae(spec, vae_cfg, TrainConfig(epochs=8, batch_size=64, seed=0), cpu)
+    judge_cfg = JudgeConfig(arch="allcnn", channels=1, image_size=28, num_classes=3, width=16)
+    judge = train_judge(spec, judge_cfg, TrainConfig(epochs=2, batch_size=64, seed=0), cpu)
+    return vae, judge
+
+
 @pytest.fixture
 def cli():
     """Run `unlearn ARGS...` in-process; returns the result (stdout and stderr kept apart)."""

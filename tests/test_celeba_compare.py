@@ -31,7 +31,7 @@ def test_forgetting_an_attribute(cli, tmp_path):
     assert report["target"] == "attr:Male"
     assert [r["title"] for r in report["rows"]] == [
         "BEFORE",
-        "OURS (surgery, restricted to the decoder)",
+        "SURGERY (paper), restricted to the decoder",
         "RETRAIN",
     ]
     for row in report["rows"]:

@@ -30,7 +30,7 @@ ROWS = [
     "BEFORE",
     "GRAD. ASCNT. (restricted to the decoder)",
     "FU (variant)",
-    "OURS (surgery, restricted to the decoder)",
+    "SURGERY (paper), restricted to the decoder",
     "surgery-all",
     "RETRAIN",
 ]
@@ -158,7 +158,7 @@ def test_checkpoints_need_a_judge(cli, tiny_vae):
 
 def test_markdown_cells_are_formatted_mean_std(first_run):
     _, md = first_run
-    title = re.escape("OURS (surgery, restricted to the decoder)")
+    title = re.escape("SURGERY (paper), restricted to the decoder")
     assert re.search(rf"\| {title} \| (\*\*)?\d\.\d{{3}} \(\d\.\d{{3}}\)", md.read_text())
 
 
@@ -176,7 +176,7 @@ def test_sample_level_experiment_reports_membership_inference(experiment, first_
     assert report["target"] is None
     assert [r["title"] for r in report["rows"]] == [
         "BEFORE",
-        "OURS (surgery, restricted to the decoder)",
+        "SURGERY (paper), restricted to the decoder",
         "RETRAIN",
     ]
     for row in report["rows"]:

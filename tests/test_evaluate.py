@@ -166,16 +166,6 @@ def test_sample_forgetting_scores_membership_inference(
     assert ref["target"] == "samples" and ref["cost"]["operation"] == "retrain"
 
 
-def test_a_lineage_entry_of_another_operation_costs_nothing(tiny_vae, forgotten_ids, tmp_path):
-    """`unlearn compare` names the samples an original model should forget in a "reference"
-    entry: they become the MIA members, and the cost stays the training's."""
-    entry = {"operation": "reference", "requests": [{"id": "r", "indices": forgotten_ids}]}
-    path = variant(tiny_vae, tmp_path / "before.safetensors", lineage=[entry])
-    r = evaluate(load_checkpoint(path), None, samples=10)
-    assert r["target"] == "samples" and r["privacy"]["mia_auc"] is not None
-    assert r["cost"]["operation"] == "train" and r["cost"]["seconds"] > 0
-
-
 def test_membership_inference_sees_memorised_samples(tmp_path):
     """A VAE trained on a handful of samples for many epochs remembers them: AUC near 1."""
     from unlearn_cli.data.spec import DatasetSpec, load_split

@@ -287,7 +287,7 @@ def test_repair_steps_win_back_retain_loss_and_keep_the_forgetting(vae, split):
 @pytest.mark.parametrize(
     "name, restricted, faithful",
     [
-        ("surgery", "OURS (surgery, restricted to the decoder)", "OURS (surgery)"),
+        ("surgery", "SURGERY (paper), restricted to the decoder", "SURGERY (paper)"),
         ("ascent", "GRAD. ASCNT. (restricted to the decoder)", "GRAD. ASCNT."),
     ],
 )

@@ -110,7 +110,11 @@ def forget(
         ),
     ] = "redirect",
     params: Annotated[
-        str | None, typer.Option(help="Parameters to update: decoder or all. \\[default: decoder]")
+        str | None,
+        typer.Option(
+            help="Parameters to update: decoder, or all (the paper's scope for surgery and "
+            "ascent). \\[default: decoder]"
+        ),
     ] = None,
     projection: Annotated[
         str | None,

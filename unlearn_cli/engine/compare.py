@@ -360,6 +360,14 @@ class Runner:
         return result
 
 
+def run_title(run: MethodRun, original: Checkpoint) -> str:
+    """The method's row label for the run's resolved settings."""
+    from unlearn_cli.methods import configure, get_method
+
+    method = get_method(run.method)
+    return method.title_for(configure(method, original, dict(run.options)))
+
+
 def run_experiment(exp: Experiment, device: torch.device, progress: Progress | None = None) -> dict:
     """Every run of the experiment, evaluated; returns {"rows": ..., "runs": ...}."""
     from unlearn_cli.engine.evaluate import write_grid
@@ -389,9 +397,7 @@ def run_experiment(exp: Experiment, device: torch.device, progress: Progress | N
                 if run.method == "retrain"
                 else runner.unlearned(original, original_key, run, seed)
             )
-            titles[run.label] = (
-                run.label if run.label != run.method else get_method(run.method).title
-            )
+            titles[run.label] = run.label if run.label != run.method else run_title(run, original)
             results[run.label] = runner.metrics(
                 child, child_key, judge, judge_key, target, reference=retrain
             )

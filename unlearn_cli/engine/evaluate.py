@@ -28,6 +28,7 @@ from unlearn_cli.metrics import (
     precision_recall,
 )
 from unlearn_cli.metrics.fidelity import DEFAULT_K
+from unlearn_cli.metrics.privacy import class_mix_weights
 
 MIN_JUDGE_ACCURACY = 0.95  # the paper only trusts a classifier above 95% (its Appendix A)
 FORGET_ELBO_MAX = 10000  # the forget-set ELBO is a mean over at most this many samples
@@ -185,7 +186,7 @@ def check_reference(reference: Checkpoint, vae: Checkpoint) -> None:
 def cost(ckpt: Checkpoint) -> dict:
     """Wall time of what made this model: its forget operations (all of them, summed), else
     its training."""
-    forgets = [e for e in ckpt.lineage if e.get("operation", "forget") == "forget"]
+    forgets = ckpt.lineage  # every lineage entry is a forget operation
     if forgets:
         methods = dict.fromkeys(str(e.get("method", "unknown")) for e in forgets)
         devices = dict.fromkeys(str(e.get("device", "unknown")) for e in forgets)
@@ -258,6 +259,9 @@ class EvalSets:
     forget: Samples | None  # training samples of the target (forget ELBO)
     members: Samples | None  # forgotten individual samples (MIA members)
     nonmember_mask: torch.Tensor | None  # (N_test,) test images of the members' classes
+    # (N_nonmembers,) weights that give each class of non-members the members' share, or None
+    # (CelebA: its labels are attribute vectors, with no class mix to match)
+    nonmember_weights: torch.Tensor | None = None
 
 
 def eval_sets(
@@ -271,14 +275,24 @@ def eval_sets(
     full = dataclasses.replace(spec, exclude=())  # the whole split, exclusions included
     train = load_split(full, root=root)
     test = load_split(full, split="test", root=root)
-    members = nonmember_mask = forget = None
+    members = nonmember_mask = forget = nonmember_weights = None
     retain_mask = torch.ones(len(test), dtype=torch.bool)
     if sample_requests:
         ids = union([resolve(r, train, full) for r in sample_requests])
         members = _subset(train, torch.isin(train.ids, ids))
         nonmember_mask = retain_mask.clone()
-        if full.name == "mnist":  # non-members of the same digits as the members
+        if full.name == "mnist":  # non-members of the members' digits, in the members' mix
             nonmember_mask = torch.isin(test.labels, members.labels.unique())
+            missing = sorted(
+                set(members.labels.unique().tolist()) - set(test.labels[nonmember_mask].tolist())
+            )
+            if missing:
+                raise DataError(
+                    f"no held-out test images of digit(s) {missing}, which forgotten samples "
+                    f"belong to, in {full.describe()}; use more data (a larger --limit at "
+                    "training)"
+                )
+            nonmember_weights = class_mix_weights(members.labels, test.labels[nonmember_mask])
         if not nonmember_mask.any():
             raise DataError(
                 f"no held-out test images of the forgotten samples' classes in "
@@ -294,7 +308,9 @@ def eval_sets(
         retain_mask = ~_selected(tgt.request(), test, full)
     if not retain_mask.any():
         raise DataError(f"no held-out images outside {tgt} in {full.describe()}")
-    return EvalSets(train, test, retain_mask, forget, members, nonmember_mask)
+    return EvalSets(
+        train, test, retain_mask, forget, members, nonmember_mask, nonmember_weights
+    )
 
 
 def evaluate(
@@ -322,7 +338,8 @@ def evaluate(
     FORGET_ELBO_MAX of them at most); held-out test images outside the target are the retain
     set of `retain_elbo` and FID's real images. fratio, IS and FID need a `judge`; the
     membership-inference AUC needs sample-level forgetting (forgotten training samples against
-    test samples of the same digits), and `reference` (the retrained VAE) is scored on the
+    test samples of the same digits, weighted so that each digit carries its share among the
+    forgotten samples), and `reference` (the retrained VAE) is scored on the
     same two sets. With a judge, `reference` also gives `fid_reference`: the FID between this
     model's samples and the reference's, the direct measure of "looks like retraining".
     """
@@ -409,14 +426,16 @@ def _elbo_metrics(
         forget_elbo = on_forget.mean().item()
     auc = auc_reference = None
     if on_members is not None:  # higher score = more likely a member: score = -negative ELBO
-        auc = mia_auc(-on_members, -on_test[sets.nonmember_mask])
+        auc = mia_auc(-on_members, -on_test[sets.nonmember_mask], sets.nonmember_weights)
     if reference is not None and sets.members is not None:
         _warn_if_not_retrained(reference, sets, progress)
         ref_test, ref_members = (
             nelbo(reference.model, sets.test),
             nelbo(reference.model, sets.members),
         )
-        auc_reference = mia_auc(-ref_members, -ref_test[sets.nonmember_mask])
+        auc_reference = mia_auc(
+            -ref_members, -ref_test[sets.nonmember_mask], sets.nonmember_weights
+        )
     privacy = {"mia_auc": auc, "mia_auc_reference": auc_reference}
     elbos = {"retain_elbo": on_test[sets.retain_mask].mean().item(), "forget_elbo": forget_elbo}
     return privacy, elbos

@@ -28,6 +28,9 @@ class UnlearningMethod(Protocol):
     name: str
     title: str  # row label in comparison tables, as in the paper's Table 1
 
+    def title_for(self, cfg: Any) -> str:
+        """The row label for these settings (surgery and ascent name a restricted scope)."""
+
     def default_config(self, ckpt: Checkpoint) -> Any:
         """The method's hyperparameters for this checkpoint, before any user override."""
 

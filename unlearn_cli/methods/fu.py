@@ -219,6 +219,9 @@ class FeatureUnlearning:
     name = "fu"
     title = "FU (variant)"  # not Moon et al.'s exact method: see the module docstring
 
+    def title_for(self, cfg) -> str:
+        return self.title
+
     def __init__(self) -> None:
         self.stats: dict = {}  # set by unlearn(): threshold, shifted fraction, final loss
 

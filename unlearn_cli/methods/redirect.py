@@ -145,6 +145,9 @@ class Redirect:
     name = "redirect"
     title = "OURS (redirect)"
 
+    def title_for(self, cfg) -> str:
+        return self.title
+
     def default_config(self, ckpt) -> RedirectConfig:
         return RedirectConfig(batch_size=ckpt.training.get("batch_size", 128))
 

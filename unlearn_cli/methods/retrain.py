@@ -32,6 +32,9 @@ class Retrain:
     name = "retrain"
     title = "RETRAIN"
 
+    def title_for(self, cfg) -> str:
+        return self.title
+
     def default_config(self, ckpt) -> RetrainConfig:
         t = ckpt.training
         return RetrainConfig(

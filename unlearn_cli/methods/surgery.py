@@ -120,12 +120,12 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
 
 class Surgery:
     name = "surgery"
-    title = "OURS (surgery, restricted to the decoder)"  # the label of the default params
+    title = "SURGERY (paper), restricted to the decoder"  # the label of the default params
 
     def title_for(self, cfg: SurgeryConfig) -> str:
         """The row label of a run with `cfg`: the paper's surgery updates every parameter, so a
         run restricted to the decoder says so."""
-        return "OURS (surgery)" if cfg.params == "all" else self.title
+        return "SURGERY (paper)" if cfg.params == "all" else self.title
 
     def default_config(self, ckpt) -> SurgeryConfig:
         return SurgeryConfig(lr=default_lr(ckpt), batch_size=ckpt.training.get("batch_size", 128))

@@ -1,0 +1,120 @@
+"""Redirect: the prior refit is an exact change of coordinates, the target bank keeps only
+interior retained latents, and the pass forgets while it keeps the retained data."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import pytest
+import torch
+
+from unlearn_cli.methods.redirect import encode_all, interior, refit_prior
+
+
+@pytest.fixture(scope="module")
+def setting(tiny_vae):
+    from unlearn_cli.data.requests import Request
+    from unlearn_cli.engine.checkpoint import load_checkpoint
+    from unlearn_cli.engine.forget import plan_forget
+
+    ckpt = load_checkpoint(tiny_vae)
+    plan = plan_forget(ckpt, [Request("ones", "class", (1,))])
+    return ckpt, plan
+
+
+def run(ckpt, plan, **options):
+    from unlearn_cli.engine.forget import run_forget
+    from unlearn_cli.methods import configure, get_method
+
+    method = get_method("redirect")
+    cfg = configure(method, ckpt, options)
+    return run_forget(ckpt, plan, method, cfg, torch.device("cpu"))
+
+
+def test_refit_changes_coordinates_not_reconstructions(setting):
+    ckpt, plan = setting
+    model = copy.deepcopy(ckpt.model)
+    mu, logvar = encode_all(model, plan.retain, torch.device("cpu"))
+    x = torch.rand(5, 1, 28, 28)
+    mu_x, logvar_x = model.encode(x)
+    before = model.decode(mu_x)
+    m, s = refit_prior(model, mu, logvar)
+    new_mu, new_logvar = model.encode(x)
+    torch.testing.assert_close(new_mu, (mu_x - m) / s, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(new_logvar, logvar_x - 2 * s.log(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        model.decode(new_mu), before, atol=1e-5, rtol=0
+    )  # same image, new coordinates
+    # the retained data's aggregate posterior is now centred with unit spread
+    mu2, logvar2 = encode_all(model, plan.retain, torch.device("cpu"))
+    torch.testing.assert_close(mu2.mean(0), torch.zeros_like(m), atol=1e-5, rtol=0)
+    spread = mu2.var(0) + logvar2.exp().mean(0)
+    torch.testing.assert_close(spread, torch.ones_like(s), atol=1e-4, rtol=0)
+
+
+def test_interior_equals_its_definition():
+    g = torch.Generator().manual_seed(0)
+    bank, others, k = torch.randn(60, 3, generator=g), torch.randn(20, 3, generator=g) + 1, 4
+    expected = []
+    for row in bank:
+        d = sorted((bank - row).norm(dim=1).tolist())[1 : k + 1]  # k nearest, not itself
+        expected.append(min((others - row).norm(dim=1).tolist()) > d[-1])
+    assert interior(bank, others, k).tolist() == expected
+    assert 0 < sum(expected) < len(expected)  # a case with both answers
+
+
+def test_refit_only_keeps_the_decoder_up_to_coordinates(setting):
+    ckpt, plan = setting
+    child = run(ckpt, plan, epochs=0).model
+    x = plan.retain.images[:8].float() / 255
+    with torch.no_grad():
+        torch.testing.assert_close(
+            child.decode(child.encode(x)[0]), ckpt.model.decode(ckpt.model.encode(x)[0])
+        )
+
+
+def test_redirect_forgets_and_keeps_the_retained_data(small_models):
+    from unlearn_cli.data.requests import Request
+    from unlearn_cli.engine.forget import plan_forget
+    from unlearn_cli.metrics import negative_elbo
+
+    ckpt = small_models[0]
+    plan = plan_forget(ckpt, [Request("ones", "class", (1,))])
+    child = run(ckpt, plan).model
+
+    def elbo(model, data):
+        return negative_elbo(model, data.images.float() / 255).mean().item()
+
+    forget_rise = elbo(child, plan.forget) - elbo(ckpt.model, plan.forget)
+    retain_rise = elbo(child, plan.retain) - elbo(ckpt.model, plan.retain)
+    assert forget_rise > 20  # the forgotten digits are explained much worse
+    assert retain_rise < 0.25 * forget_rise  # the retained ones hardly change
+
+
+def test_same_seed_same_weights_and_recorded_settings(setting):
+    ckpt, plan = setting
+    a, b = run(ckpt, plan, seed=3), run(ckpt, plan, seed=3)
+    for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(p, q), name
+    entry = a.lineage[-1]
+    assert entry["method"] == "redirect"
+    assert entry["hyperparameters"]["refit"] is True and entry["hyperparameters"]["seed"] == 3
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"lr": 0.0}, "lr must be positive"),
+        ({"bank_size": 5, "interior_k": 10}, "bank_size must exceed interior_k"),
+        ({"projection": "sometimes"}, "use always, conflict or none"),
+        ({"epochs": -1}, "epochs and min_steps at least 0"),
+    ],
+)
+def test_bad_settings_are_usage_errors(setting, options, message):
+    from unlearn_cli.errors import UsageError
+    from unlearn_cli.methods import get_method
+
+    cfg = dataclasses.replace(get_method("redirect").default_config(setting[0]), **options)
+    with pytest.raises(UsageError, match=message):
+        cfg.validate()
