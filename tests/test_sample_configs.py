@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,13 @@ from unlearn_cli.data.requests import load_manifest
 from unlearn_cli.engine.compare import load_experiment
 
 CONFIGS = Path(__file__).parent.parent / "sample_configs"
-EXPERIMENTS = ["quick.yaml", "mnist138.yaml", "mnist138-lr.yaml", "celeba-male.yaml"]
+EXPERIMENTS = [
+    "quick.yaml",
+    "mnist138.yaml",
+    "mnist138-lr.yaml",
+    "mnist10.yaml",
+    "celeba-male.yaml",
+]
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
@@ -42,3 +49,41 @@ def test_manifest_and_train_configs_parse():
         problems: list[str] = []
         check_fields(load_yaml(CONFIGS / name), TRAIN_KEYS, name, problems)
         assert problems == []
+
+
+def report(rows: dict[str, dict[str, list[float]]]) -> dict:
+    """A `compare --json` report with the given per-seed values."""
+
+    def cells(values):
+        return {k: {"values": v} for k, v in values.items()}
+
+    return {
+        "dataset": "mnist digits 1,3,8 (embedded)",
+        "target": "class:3",
+        "rows": [{"label": k, "title": k, "cells": cells(v)} for k, v in rows.items()],
+    }
+
+
+def test_bar_table_marks_every_miss_against_the_same_seed(tmp_path, capsys):
+    import runpy
+
+    retrain = {
+        "privacy.fratio": [0.0, 0.1],
+        "utility.precision": [0.8, 0.7],
+        "utility.fid": [10.0, 20.0],
+        "utility.retain_elbo": [100.0, 100.0],
+    }
+    method = {
+        "privacy.fratio": [0.02, 0.1],  # within 0.02 on both seeds
+        "utility.precision": [0.72, 0.62],  # 0.9 x 0.7 = 0.63: seed 1 misses
+        "utility.fid": [12.0, 24.0],  # exactly 1.2x: passes
+        "utility.retain_elbo": [111.0, 105.0],  # seed 0 misses
+        "cost.percent_of_retrain": [4.0, 6.0],
+    }
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(report({"RETRAIN": retrain, "OURS": method})))
+    script = runpy.run_path(str(CONFIGS / "bar_table.py"))
+    script["main"]([str(path)])
+    lines = capsys.readouterr().out.splitlines()
+    ours = next(line for line in lines if "| OURS |" in line)
+    assert ours.split(" | ")[2:] == ["0.060", "0.670 ✗", "18.0", "-", "108.0 ✗", "5.000 |"]

@@ -37,10 +37,13 @@ def test_negative_elbo_does_not_depend_on_the_batch_size(vae_and_images):
         torch.testing.assert_close(batched, one, rtol=1e-6, atol=1e-4)  # float32 sums
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_negative_elbo_is_the_same_on_cuda(vae_and_images):
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]  # every device present
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_negative_elbo_is_the_same_on_every_device(vae_and_images, device):
     vae, images = vae_and_images
     on_cpu = negative_elbo(vae, images, batch_size=16, seed=3)
-    on_cuda = negative_elbo(vae.cuda(), images, batch_size=7, seed=3)
+    on_device = negative_elbo(vae.to(device), images, batch_size=7, seed=3)
     vae.cpu()
-    torch.testing.assert_close(on_cuda, on_cpu, rtol=1e-5, atol=1e-3)  # TF32 and kernel sums
+    torch.testing.assert_close(on_device, on_cpu, rtol=1e-5, atol=1e-3)  # TF32 and kernel sums

@@ -1,0 +1,61 @@
+"""The bar of "Forgetting like retraining", checked on `unlearn compare --json` reports.
+
+    python sample_configs/bar_table.py runs/reports/*.json > bar.md
+
+For every report (one target) and every unlearning row, each seed's numbers are held against
+the RETRAIN row of the same seed:
+  fratio <= retrain's + 0.02; precision >= 0.9 x retrain's; FID <= 1.2 x retrain's;
+  retain -ELBO <= 1.1 x retrain's; time <= 10% of retraining's.
+A cell shows the mean over seeds and passes (no mark) only when every seed passes; a miss is
+marked with a cross. Prints one Markdown table.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+# column: (metric key, how a seed's value v passes against retrain's r)
+CHECKS = {
+    "fratio": ("privacy.fratio", lambda v, r: v <= r + 0.02),
+    "precision": ("utility.precision", lambda v, r: v >= 0.9 * r),
+    "FID": ("utility.fid", lambda v, r: v <= 1.2 * r),
+    "FID vs RETRAIN": ("utility.fid_reference", None),  # reported, no bar
+    "retain -ELBO": ("utility.retain_elbo", lambda v, r: v <= 1.1 * r),
+    "time % retrain": ("cost.percent_of_retrain", lambda v, r: v <= 10),
+}
+
+
+def cell(row: dict, retrain: dict, key: str, check) -> str:
+    values = row["cells"][key]["values"] if row["cells"].get(key) else []
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    text = f"{mean:.3f}" if abs(mean) < 10 else f"{mean:.1f}"
+    if check is None:
+        return text
+    refs = retrain["cells"][key]["values"] if retrain["cells"].get(key) else [0.0] * len(values)
+    ok = all(check(v, r) for v, r in zip(values, refs))
+    return text if ok else f"{text} ✗"
+
+
+def main(paths: list[str]) -> None:
+    print("| target | method | " + " | ".join(CHECKS) + " |")
+    print("|---|---|" + "---|" * len(CHECKS))
+    for path in paths:
+        with open(path) as f:
+            report = json.load(f)
+        rows = {r["label"]: r for r in report["rows"]}
+        retrain = rows["RETRAIN"]
+        target = f"{report['dataset'].split(' (')[0]}, forget {report['target']}"
+        for label, row in rows.items():
+            if label == "BEFORE":
+                continue
+            cells = []
+            for key, check in CHECKS.values():
+                cells.append(cell(row, retrain, key, None if label == "RETRAIN" else check))
+            print(f"| {target} | {row['title']} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
