@@ -168,7 +168,7 @@ def test_a_ledger_that_stays_locked_is_one_line_exit_2_and_nothing_written(
 ):
     from filelock import FileLock
 
-    import unlearn_cli.engine.ledger as ledger_module
+    import unlearn_cli.workflows.ledger as ledger_module
 
     monkeypatch.setattr(ledger_module, "LOCK_TIMEOUT", 0.2)
     monkeypatch.chdir(workdir)

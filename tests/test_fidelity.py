@@ -93,9 +93,9 @@ def test_ascent_has_far_lower_precision_than_retraining(small_models):
     """Gradient ascent wrecks the generator; precision sees it next to its retrained
     reference, while fratio calls the wreck as good as retraining."""
     from unlearn_cli.data.requests import Request
-    from unlearn_cli.engine.evaluate import evaluate
-    from unlearn_cli.engine.forget import plan_forget, run_forget
     from unlearn_cli.methods import configure, get_method
+    from unlearn_cli.workflows.evaluate import evaluate
+    from unlearn_cli.workflows.forget import plan_forget, run_forget
 
     original, judge = small_models
     plan = plan_forget(original, [Request("ones", "class", (1,))])

@@ -13,10 +13,10 @@ from unlearn_cli.data.images import split_by_ids
 from unlearn_cli.data.requests import Request, training_set
 from unlearn_cli.engine.checkpoint import load_checkpoint
 from unlearn_cli.engine.device import seed_everything
-from unlearn_cli.engine.forget import plan_forget, run_forget
 from unlearn_cli.errors import DataError, UsageError
 from unlearn_cli.methods import configure, get_method, scoped_parameters, train_only
 from unlearn_cli.methods.surgery import project, surgery_step
+from unlearn_cli.workflows.forget import plan_forget, run_forget
 
 CPU = torch.device("cpu")
 

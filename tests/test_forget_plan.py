@@ -8,13 +8,13 @@ import time
 import pytest
 import torch
 
-import unlearn_cli.engine.forget as forget_module
+import unlearn_cli.workflows.forget as forget_module
 from unlearn_cli.data.images import ImageData
 from unlearn_cli.data.requests import Request, count_in, resolve, resolve_all
 from unlearn_cli.data.spec import DatasetSpec
 from unlearn_cli.engine.checkpoint import Checkpoint
-from unlearn_cli.engine.forget import plan_forget
 from unlearn_cli.errors import DataError
+from unlearn_cli.workflows.forget import plan_forget
 
 N = 60_000
 SPEC = DatasetSpec(name="mnist")

@@ -16,7 +16,7 @@ from unlearn_cli.methods.redirect import encode_all, interior, refit_prior
 def setting(tiny_vae):
     from unlearn_cli.data.requests import Request
     from unlearn_cli.engine.checkpoint import load_checkpoint
-    from unlearn_cli.engine.forget import plan_forget
+    from unlearn_cli.workflows.forget import plan_forget
 
     ckpt = load_checkpoint(tiny_vae)
     plan = plan_forget(ckpt, [Request("ones", "class", (1,))])
@@ -24,8 +24,8 @@ def setting(tiny_vae):
 
 
 def run(ckpt, plan, **options):
-    from unlearn_cli.engine.forget import run_forget
     from unlearn_cli.methods import configure, get_method
+    from unlearn_cli.workflows.forget import run_forget
 
     method = get_method("redirect")
     cfg = configure(method, ckpt, options)
@@ -76,8 +76,8 @@ def test_refit_only_keeps_the_decoder_up_to_coordinates(setting):
 
 def test_redirect_forgets_and_keeps_the_retained_data(small_models):
     from unlearn_cli.data.requests import Request
-    from unlearn_cli.engine.forget import plan_forget
     from unlearn_cli.metrics import negative_elbo
+    from unlearn_cli.workflows.forget import plan_forget
 
     ckpt = small_models[0]
     plan = plan_forget(ckpt, [Request("ones", "class", (1,))])

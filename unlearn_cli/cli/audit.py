@@ -30,8 +30,8 @@ def audit(
 
     For each receipt: the file's sha256 matches, its lineage holds the request, and its parent
     hashes chain back to the original."""
-    from unlearn_cli.engine.audit import audit_ledger
     from unlearn_cli.errors import EXIT_AUDIT
+    from unlearn_cli.workflows.audit import audit_ledger
 
     report = audit_ledger(ledger, checkpoints or [])
     if json_out:

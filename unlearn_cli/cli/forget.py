@@ -22,7 +22,7 @@ from unlearn_cli.cli.output import (
 
 if TYPE_CHECKING:
     from unlearn_cli.data.requests import Request
-    from unlearn_cli.engine.forget import Plan
+    from unlearn_cli.workflows.forget import Plan
 
 IdT = TypeVar("IdT", int, str)  # a sample's index, or a CelebA file name
 SHOWN_REQUESTS = 50  # rows of the result table; a batch can hold 10,000 requests
@@ -176,9 +176,9 @@ def forget(
         load_checkpoint,
     )
     from unlearn_cli.engine.device import resolve_device
-    from unlearn_cli.engine.forget import plan_forget, run_forget, save_forget
     from unlearn_cli.errors import UsageError
     from unlearn_cli.methods import configure, get_method
+    from unlearn_cli.workflows.forget import plan_forget, run_forget, save_forget
 
     requests = flag_requests(class_ or [], attribute or [], indices, indices_file)
     manifests = manifest or []

@@ -19,7 +19,7 @@ def inspect(
     json_out: JsonOpt = False,
 ) -> None:
     """Show what a checkpoint is, what it was trained on, and every forget in its lineage."""
-    from unlearn_cli.engine.inspect import describe_checkpoint
+    from unlearn_cli.workflows.inspect import describe_checkpoint
 
     info = describe_checkpoint(checkpoint)
     if json_out:

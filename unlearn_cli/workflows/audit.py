@@ -18,9 +18,9 @@ from pathlib import Path
 
 from unlearn_cli.engine.checkpoint import read_metadata
 from unlearn_cli.engine.files import file_sha256
-from unlearn_cli.engine.inspect import lineage_of
-from unlearn_cli.engine.ledger import Receipt, read_ledger
 from unlearn_cli.errors import CheckpointError
+from unlearn_cli.workflows.inspect import lineage_of
+from unlearn_cli.workflows.ledger import Receipt, read_ledger
 
 
 @dataclass(frozen=True)

@@ -201,7 +201,7 @@ def load_experiment(path: str | Path) -> Experiment:
 def forgetting(exp: Experiment, target: str) -> Experiment:
     """The experiment with its requests replaced by one that forgets `target` (class:DIGIT or
     attr:NAME): one file serves every target of a dataset, sharing its originals and judge."""
-    from unlearn_cli.engine.evaluate import parse_target
+    from unlearn_cli.workflows.evaluate import parse_target
 
     tgt = parse_target(target)
     if tgt.kind == "samples":
@@ -227,7 +227,7 @@ def key(*parts) -> str:
 def target_of(requests: list[Request]) -> str | None:
     """What fratio counts for these requests; None for individual samples, which the
     membership-inference AUC scores instead."""
-    from unlearn_cli.engine.evaluate import default_target
+    from unlearn_cli.workflows.evaluate import default_target
 
     target = default_target(requests)
     return None if target is None or target.kind == "samples" else str(target)
@@ -295,8 +295,8 @@ class Runner:
     def unlearned(
         self, original: Checkpoint, original_key: str, run: MethodRun, seed: int
     ) -> tuple[Checkpoint, str]:
-        from unlearn_cli.engine.forget import plan_forget, run_forget
         from unlearn_cli.methods import configure, get_method
+        from unlearn_cli.workflows.forget import plan_forget, run_forget
 
         options = dict(run.options)
         if run.method != "retrain":
@@ -336,7 +336,7 @@ class Runner:
     ) -> dict:
         """evaluate() of one checkpoint; `requests` score a model whose lineage names none,
         `reference` (the RETRAIN checkpoint and its key) gives FID against retraining."""
-        from unlearn_cli.engine.evaluate import evaluate
+        from unlearn_cli.workflows.evaluate import evaluate
 
         ev = {"samples": 10000, "seed": 0, "batch_size": 500, **self.exp.evaluate}
         named = [r.to_dict() for r in requests] if requests is not None else None
@@ -370,8 +370,7 @@ def run_title(run: MethodRun, original: Checkpoint) -> str:
 
 def run_experiment(exp: Experiment, device: torch.device, progress: Progress | None = None) -> dict:
     """Every run of the experiment, evaluated; returns {"rows": ..., "runs": ...}."""
-    from unlearn_cli.engine.evaluate import write_grid
-    from unlearn_cli.methods import get_method
+    from unlearn_cli.workflows.evaluate import write_grid
 
     progress = progress or NullProgress()
     start = time.perf_counter()
@@ -483,7 +482,7 @@ def tabulate_checkpoints(
     progress: Progress | None = None,
 ) -> dict:
     """One row per existing checkpoint, scored with one judge."""
-    from unlearn_cli.engine.evaluate import evaluate
+    from unlearn_cli.workflows.evaluate import evaluate
 
     progress = progress or NullProgress()
     rows = []

@@ -308,9 +308,7 @@ def eval_sets(
         retain_mask = ~_selected(tgt.request(), test, full)
     if not retain_mask.any():
         raise DataError(f"no held-out images outside {tgt} in {full.describe()}")
-    return EvalSets(
-        train, test, retain_mask, forget, members, nonmember_mask, nonmember_weights
-    )
+    return EvalSets(train, test, retain_mask, forget, members, nonmember_mask, nonmember_weights)
 
 
 def evaluate(

@@ -22,10 +22,10 @@ from unlearn_cli.data.requests import (
 )
 from unlearn_cli.engine.checkpoint import Checkpoint, save_checkpoint
 from unlearn_cli.engine.files import file_sha256, recorded_seconds, timestamp
-from unlearn_cli.engine.ledger import append_receipts, ledger_lock
 from unlearn_cli.engine.progress import NullProgress, Progress
 from unlearn_cli.engine.train import sync
 from unlearn_cli.errors import DataError
+from unlearn_cli.workflows.ledger import append_receipts, ledger_lock
 
 
 @dataclass
