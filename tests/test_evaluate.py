@@ -13,7 +13,9 @@ from conftest import parse_json
 
 from unlearn_cli.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from unlearn_cli.errors import EXIT_GATE, EXIT_USAGE, UsageError
-from unlearn_cli.workflows.evaluate import evaluate, gates, parse_target
+from unlearn_cli.workflows.evaluate import evaluate
+from unlearn_cli.workflows.gates import gates
+from unlearn_cli.workflows.targets import parse_target
 
 SAMPLES = "200"
 

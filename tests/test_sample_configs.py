@@ -10,7 +10,7 @@ import pytest
 from unlearn_cli.cli.train import TRAIN_KEYS
 from unlearn_cli.config import check_fields, load_yaml
 from unlearn_cli.data.requests import load_manifest
-from unlearn_cli.workflows.compare import load_experiment
+from unlearn_cli.workflows.experiment import load_experiment
 
 CONFIGS = Path(__file__).parent.parent / "sample_configs"
 EXPERIMENTS = [

@@ -47,7 +47,7 @@ def cell_text(cell: dict | None, dotted: str) -> str:
 
 
 def used_columns(report: dict) -> list[tuple]:
-    from unlearn_cli.workflows.compare import COLUMNS
+    from unlearn_cli.workflows.tables import COLUMNS
 
     return [c for c in COLUMNS if any(r["cells"][c[0]] is not None for r in report["rows"])]
 
@@ -176,12 +176,8 @@ def compare(
     from unlearn_cli.cli.progress import RichProgress
     from unlearn_cli.engine.checkpoint import load_checkpoint
     from unlearn_cli.engine.device import resolve_device
-    from unlearn_cli.workflows.compare import (
-        forgetting,
-        load_experiment,
-        run_experiment,
-        tabulate_checkpoints,
-    )
+    from unlearn_cli.workflows.compare import run_experiment, tabulate_checkpoints
+    from unlearn_cli.workflows.experiment import forgetting, load_experiment
 
     if yaml_inputs:
         exp = load_experiment(yaml_inputs[0])

@@ -192,10 +192,14 @@ def evaluate(
     from unlearn_cli.data.requests import load_manifest
     from unlearn_cli.engine.checkpoint import check_not_input, check_writable, load_checkpoint
     from unlearn_cli.engine.device import resolve_device
-    from unlearn_cli.workflows import evaluate as workflow
+    from unlearn_cli.workflows import evaluate as evaluation
+    from unlearn_cli.workflows.gates import gates
+    from unlearn_cli.workflows.grids import check_grid_pair, write_grid
+    from unlearn_cli.workflows.judges import untrusted_judge
+    from unlearn_cli.workflows.targets import parse_target
 
     if target is not None:
-        workflow.parse_target(target)  # a typo fails before anything is loaded
+        parse_target(target)  # a typo fails before anything is loaded
     requests = load_manifest(manifest) if manifest is not None else None
     if grid is not None:
         check_writable(grid)
@@ -206,8 +210,8 @@ def evaluate(
     ref_ckpt = load_checkpoint(reference, kind="vae", device=dev) if reference else None
     before = load_checkpoint(compare_grid, kind="vae", device=dev) if compare_grid else None
     if before is not None:
-        workflow.check_grid_pair(vae, before)
-    result = workflow.evaluate(
+        check_grid_pair(vae, before)
+    result = evaluation.evaluate(
         vae,
         judge_ckpt,
         target=target,
@@ -227,16 +231,16 @@ def evaluate(
             markup=False,
             highlight=False,
         )
-    elif warning := workflow.untrusted_judge(judge, judge_ckpt.metrics.get("test_accuracy")):
+    elif warning := untrusted_judge(judge, judge_ckpt.metrics.get("test_accuracy")):
         err.print(f"WARNING: {warning}", style="bold red", markup=False, highlight=False)
     if grid is not None:
-        workflow.write_grid(grid, vae, before, dev)
+        write_grid(grid, vae, before, dev)
         err.print(f"wrote {grid}", markup=False, highlight=False)
     if json_out:
         print_json(result)
     else:
         out.print(_table(result))
-    failed = workflow.gates(
+    failed = gates(
         result,
         max_fratio=max_fratio,
         max_fid=max_fid,

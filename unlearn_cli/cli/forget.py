@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -16,7 +15,6 @@ from unlearn_cli.cli.output import (
     err,
     handle_errors,
     out,
-    parse_int_list,
     print_json,
 )
 
@@ -24,41 +22,7 @@ if TYPE_CHECKING:
     from unlearn_cli.data.requests import Request
     from unlearn_cli.workflows.forget import Plan
 
-IdT = TypeVar("IdT", int, str)  # a sample's index, or a CelebA file name
 SHOWN_REQUESTS = 50  # rows of the result table; a batch can hold 10,000 requests
-
-
-def identity_request(kind: str, values: list[IdT]) -> Request:
-    """One request for these identities; its id is a digest of their set, so a rerun is a no-op."""
-    from unlearn_cli.data.requests import Request
-
-    digest = hashlib.sha256(",".join(map(str, sorted(set(values)))).encode()).hexdigest()
-    return Request(f"cli-{kind}-{digest[:12]}", kind, tuple(values))
-
-
-def flag_requests(
-    classes: list[int], attributes: list[str], indices: str | None, indices_file: Path | None
-) -> list[Request]:
-    """Requests from the selector flags; their ids are stable, so a rerun is a no-op."""
-    from unlearn_cli.data.requests import Request, read_indices_file
-    from unlearn_cli.errors import UsageError
-
-    requests = [Request(f"cli-class-{c}", "class", (c,)) for c in classes]
-    requests += [Request(f"cli-attribute-{a}", "attribute", (a,)) for a in attributes]
-    picked = []
-    if indices is not None:
-        picked += [str(i) for i in parse_int_list(indices, "--indices")]
-    if indices_file is not None:
-        picked += [str(v) for v in read_indices_file(indices_file)]
-    for bad in (p for p in picked if p.startswith("-")):
-        raise UsageError(f"--indices: {bad} is negative; indices start at 0")
-    numbers = [int(p) for p in picked if p.isdigit()]
-    files = [p for p in picked if not p.isdigit()]
-    if numbers:
-        requests.append(identity_request("indices", numbers))
-    if files:
-        requests.append(identity_request("files", files))
-    return requests
 
 
 def status(request: Request, plan: Plan, skipped: set[str], dry_run: bool) -> str:
@@ -74,6 +38,100 @@ def status(request: Request, plan: Plan, skipped: set[str], dry_run: bool) -> st
 
 def default_out(src: Path, method: str) -> Path:
     return src.with_name(f"{src.stem}-forget-{method}.safetensors")
+
+
+def check_outputs(
+    target: Path,
+    ledger: Path | None,
+    checkpoint: Path,
+    inputs: tuple[Path | None, ...],
+    overwrite: bool,
+) -> None:
+    """`target` and `ledger` must be writable and overwrite no input (`checkpoint`, the
+    manifests and the indices file); an existing default output needs `overwrite` (--out or
+    --force)."""
+    from unlearn_cli.engine.checkpoint import check_not_input, check_writable
+    from unlearn_cli.errors import UsageError
+
+    check_writable(target)
+    check_not_input(target, inputs, "--out")
+    if ledger is not None:
+        check_writable(ledger)
+        check_not_input(ledger, (checkpoint, *inputs, target), "--ledger")
+    if target.exists() and not overwrite:
+        raise UsageError(f"{target} exists; pass --out {target} or --force to overwrite it")
+
+
+def summarise(
+    checkpoint: Path, method: str, dry_run: bool, requests: list[Request], plan: Plan, dev
+) -> dict[str, Any]:
+    """The result document before anything runs: what each request selects, and the set sizes."""
+    skipped = {r.id for r in plan.skipped}
+    return {
+        "checkpoint": str(checkpoint),
+        "method": method,
+        "dry_run": dry_run,
+        "requests": [
+            {
+                "id": r.id,
+                "selector": r.describe(),
+                "selected": plan.selected.get(r.id),
+                "status": status(r, plan, skipped, dry_run),
+            }
+            for r in requests
+        ],
+        "forget_samples": len(plan.forget_ids),
+        "retain_samples": len(plan.retain or []),
+        "out": None,
+        "sha256": None,
+        "wall_seconds": None,
+        "device": str(dev),
+    }
+
+
+def result_table(summary: dict[str, Any], method: str, nothing_to_do: bool) -> Table:
+    """The first SHOWN_REQUESTS requests with what became of each, and the totals."""
+    dry_run = summary["dry_run"]
+    requests = summary["requests"]
+    table = Table(
+        title=f"forget ({method})" + (" — dry run, nothing written" if dry_run else ""),
+        title_justify="left",
+    )
+    for col in ("request", "selector", "samples", "status"):
+        table.add_column(col, justify="right" if col == "samples" else "left")
+    for r in requests[:SHOWN_REQUESTS]:
+        table.add_row(r["id"], r["selector"], str(r["selected"] or "-"), r["status"])
+    if len(requests) > SHOWN_REQUESTS:
+        table.add_row(f"... {len(requests) - SHOWN_REQUESTS} more", "", "", "--json lists all")
+    table.add_section()
+    table.add_row(
+        "total",
+        "",
+        str(summary["forget_samples"]),
+        "nothing to do" if nothing_to_do else f"{summary['retain_samples']} retained",
+    )
+    return table
+
+
+def run_and_save(ckpt, plan: Plan, algo, cfg, dev, target: Path, ledger, overwrite: bool) -> dict:
+    """Run the method with a Rich progress display, write the child (and the receipts); returns
+    what the result adds: the output, its sha256, the time and the resolved hyperparameters."""
+    from unlearn_cli.cli.progress import RichProgress
+    from unlearn_cli.workflows.forget import run_forget, save_forget
+
+    child = run_forget(ckpt, plan, algo, cfg, dev, RichProgress())
+    save_forget(child, ckpt, plan, target, ledger, overwrite=overwrite)
+    return dict(
+        out=str(target),
+        sha256=child.sha256,
+        wall_seconds=child.lineage[-1]["wall_seconds"],
+        hyperparameters=child.lineage[-1]["hyperparameters"],
+    )
+
+
+def note(message: str) -> None:
+    """A line on stderr, printed as it is."""
+    err.print(message, markup=False, highlight=False)
 
 
 @handle_errors
@@ -169,117 +227,46 @@ def forget(
     json_out: JsonOpt = False,
 ) -> None:
     """Make a VAE forget a class, an attribute or individual samples, and record it."""
-    from unlearn_cli.data.requests import load_manifests
-    from unlearn_cli.engine.checkpoint import (
-        check_not_input,
-        check_writable,
-        load_checkpoint,
-    )
+    from unlearn_cli.cli.selectors import all_requests
+    from unlearn_cli.engine.checkpoint import load_checkpoint
     from unlearn_cli.engine.device import resolve_device
-    from unlearn_cli.errors import UsageError
     from unlearn_cli.methods import configure, get_method
-    from unlearn_cli.workflows.forget import plan_forget, run_forget, save_forget
+    from unlearn_cli.workflows.forget import plan_forget
 
-    requests = flag_requests(class_ or [], attribute or [], indices, indices_file)
     manifests = manifest or []
-    requests += load_manifests(manifests)
-    ids = [r.id for r in requests]
-    if len(ids) != len(set(ids)):
-        raise UsageError("the same request is named twice (a flag repeats a manifest entry?)")
+    requests = all_requests(class_ or [], attribute or [], indices, indices_file, manifests)
     algo = get_method(method)
     ckpt = load_checkpoint(checkpoint, "vae")
-    cfg = configure(
-        algo,
-        ckpt,
-        dict(
-            params=params,
-            projection=projection,
-            lr=lr,
-            batch_size=batch_size,
-            epochs=epochs,
-            steps=steps,
-            alpha=alpha,
-            repair_steps=repair_steps,
-            seed=seed,
-        ),
+    options = dict(
+        params=params,
+        projection=projection,
+        lr=lr,
+        batch_size=batch_size,
+        epochs=epochs,
+        steps=steps,
+        alpha=alpha,
+        repair_steps=repair_steps,
+        seed=seed,
     )
+    cfg = configure(algo, ckpt, options)
     dev = resolve_device(device)
     target = out_path or default_out(checkpoint, method)
+    overwrite = out_path is not None or force
     if not dry_run:
-        check_writable(target)
-        check_not_input(target, (*manifests, indices_file), "--out")
-        if ledger is not None:
-            check_writable(ledger)
-            check_not_input(ledger, (checkpoint, *manifests, indices_file, target), "--ledger")
-        if out_path is None and target.exists() and not force:
-            raise UsageError(f"{target} exists; pass --out {target} or --force to overwrite it")
+        check_outputs(target, ledger, checkpoint, (*manifests, indices_file), overwrite)
     plan = plan_forget(ckpt, requests, str(data_dir) if data_dir else None)
-    skipped = {r.id for r in plan.skipped}
     for r in plan.skipped:
-        err.print(
-            f"request {r.id}: already forgotten (in the checkpoint's lineage); skipped",
-            markup=False,
-            highlight=False,
-        )
-    summary: dict[str, Any] = {
-        "checkpoint": str(checkpoint),
-        "method": method,
-        "dry_run": dry_run,
-        "requests": [
-            {
-                "id": r.id,
-                "selector": r.describe(),
-                "selected": plan.selected.get(r.id),
-                "status": status(r, plan, skipped, dry_run),
-            }
-            for r in requests
-        ],
-        "forget_samples": len(plan.forget_ids),
-        "retain_samples": len(plan.retain or []),
-        "out": None,
-        "sha256": None,
-        "wall_seconds": None,
-        "device": str(dev),
-    }
+        note(f"request {r.id}: already forgotten (in the checkpoint's lineage); skipped")
+    summary = summarise(checkpoint, method, dry_run, requests, plan, dev)
     if not dry_run and not plan.nothing_to_do:
-        from unlearn_cli.cli.progress import RichProgress
-
-        child = run_forget(ckpt, plan, algo, cfg, dev, RichProgress())
-        save_forget(child, ckpt, plan, target, ledger, overwrite=out_path is not None or force)
-        summary.update(
-            out=str(target),
-            sha256=child.sha256,
-            wall_seconds=child.lineage[-1]["wall_seconds"],
-            hyperparameters=child.lineage[-1]["hyperparameters"],
-        )
-        err.print(f"wrote {target}", markup=False, highlight=False)
+        summary.update(run_and_save(ckpt, plan, algo, cfg, dev, target, ledger, overwrite))
+        note(f"wrote {target}")
     elif plan.nothing_to_do:
-        err.print(
-            f"nothing to do: {plan.why_nothing}; nothing written",
-            markup=False,
-            highlight=False,
-        )
+        note(f"nothing to do: {plan.why_nothing}; nothing written")
     if json_out:
         print_json(summary)
         return
-    table = Table(
-        title=f"forget ({method})" + (" — dry run, nothing written" if dry_run else ""),
-        title_justify="left",
-    )
-    for col in ("request", "selector", "samples", "status"):
-        table.add_column(col, justify="right" if col == "samples" else "left")
-    for r in summary["requests"][:SHOWN_REQUESTS]:
-        table.add_row(r["id"], r["selector"], str(r["selected"] or "-"), r["status"])
-    if len(requests) > SHOWN_REQUESTS:
-        table.add_row(f"... {len(requests) - SHOWN_REQUESTS} more", "", "", "--json lists all")
-    table.add_section()
-    table.add_row(
-        "total",
-        "",
-        str(summary["forget_samples"]),
-        "nothing to do" if plan.nothing_to_do else f"{summary['retain_samples']} retained",
-    )
-    out.print(table)
+    out.print(result_table(summary, method, plan.nothing_to_do))
     if summary["out"]:
         out.print(
             f"wrote {summary['out']} in {summary['wall_seconds']:.2f} s on {dev}",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,6 +18,11 @@ from unlearn_cli.cli.output import (
     parse_int_list,
     print_json,
 )
+
+if TYPE_CHECKING:
+    from unlearn_cli.data.spec import DatasetSpec
+    from unlearn_cli.engine.checkpoint import Checkpoint
+    from unlearn_cli.engine.train import TrainConfig
 
 TRAIN_KEYS: dict[str, type | tuple[type, ...]] = {
     "model": str,
@@ -81,6 +86,89 @@ def default_out(kind: str, spec) -> Path:
     if spec.exclude:
         name += "-retrain"
     return Path(f"{kind}-{name}.safetensors")
+
+
+def check_settings(s: dict, kind: str, name: str, download: bool) -> None:
+    """Refuse settings that contradict each other, before anything heavy is imported."""
+    from unlearn_cli.errors import UsageError
+
+    if kind not in ("vae", "judge"):
+        raise UsageError(f"--model {kind!r}: use vae or judge")
+    if name == "celeba" and kind == "judge" and not s.get("attribute"):
+        raise UsageError("a CelebA judge classifies one attribute: add --attribute, e.g. Male")
+    if s.get("attribute") and (kind == "vae" or name != "celeba"):
+        raise UsageError(
+            "--attribute names the CelebA attribute a judge classifies; a VAE "
+            "learns all of CelebA (forget an attribute with `unlearn forget`)"
+        )
+    if name == "celeba" and s.get("classes") is not None:
+        raise UsageError("--classes selects MNIST digits; CelebA has attributes instead")
+    if download and (name != "mnist" or not s.get("data_dir")):
+        raise UsageError(
+            "--download fetches MNIST into --data-dir; name the folder with "
+            "--data-dir (the embedded MNIST needs no download)"
+        )
+    if s.get("exclude") and kind == "judge":
+        raise UsageError("--exclude builds a retrain reference VAE; a judge must see every class")
+
+
+def dataset_spec(s: dict, name: str, digits: tuple[int, ...] | None, requests: list) -> DatasetSpec:
+    """The training data: the dataset, its folder, digits, size limit and exclusions."""
+    from unlearn_cli.data.spec import DatasetSpec
+
+    root = str(Path(s["data_dir"]).expanduser().resolve()) if s.get("data_dir") else None
+    return DatasetSpec(
+        name=name,
+        root=root,
+        classes=digits,
+        attribute=s.get("attribute"),
+        exclude=tuple(r.to_dict() for r in requests),
+        limit=s.get("limit"),
+    )
+
+
+def train_config(s: dict, kind: str) -> TrainConfig:
+    """Epochs, batch size, learning rate and seed, with the defaults of a VAE or a judge."""
+    from unlearn_cli.engine.train import TrainConfig
+
+    return TrainConfig(
+        epochs=s.get("epochs", 20 if kind == "vae" else 3),
+        batch_size=s.get("batch_size", 128),
+        lr=s.get("lr", 1e-3),
+        seed=s.get("seed", 0),
+    )
+
+
+def output_path(s: dict, kind: str, spec: DatasetSpec, force: bool) -> Path:
+    """The checkpoint to write: --out, or a name derived from the model and data that an
+    existing file may take only with --force."""
+    from unlearn_cli.engine.checkpoint import check_writable
+    from unlearn_cli.errors import UsageError
+
+    target = Path(s["out"]) if s.get("out") else default_out(kind, spec)
+    check_writable(target)
+    if target.exists() and not (force or s.get("out")):
+        raise UsageError(f"{target} exists; pass --out {target} or --force to overwrite it")
+    return target
+
+
+def fit(
+    kind: str, s: dict, spec: DatasetSpec, cfg: TrainConfig, dev, progress, requests: list
+) -> Checkpoint:
+    """Train the VAE (on the training set minus the exclusions) or the judge."""
+    from unlearn_cli.data.requests import resolve_all, training_set
+    from unlearn_cli.data.spec import load_split
+    from unlearn_cli.engine.train import train_judge, train_vae
+    from unlearn_cli.models import JudgeConfig, VAEConfig
+
+    if kind == "vae":
+        if requests:  # validate the manifest against the data before training
+            resolve_all(requests, load_split(spec), spec)
+        preset = VAEConfig.from_name(spec.name, latent_dim=s.get("latent_dim"))
+        return train_vae(spec, preset, cfg, dev, progress, data=training_set(spec))
+    return train_judge(
+        spec, JudgeConfig.from_name(spec.name, num_classes=spec.num_classes), cfg, dev, progress
+    )
 
 
 @handle_errors
@@ -166,77 +254,28 @@ def train(
             limit=limit,
         ),
     )
-    from unlearn_cli.errors import UsageError
-
-    kind = s.get("model", "vae")
-    if kind not in ("vae", "judge"):
-        raise UsageError(f"--model {kind!r}: use vae or judge")
-    name = s.get("dataset", "mnist")
-    if name == "celeba" and kind == "judge" and not s.get("attribute"):
-        raise UsageError("a CelebA judge classifies one attribute: add --attribute, e.g. Male")
-    if s.get("attribute") and (kind == "vae" or name != "celeba"):
-        raise UsageError(
-            "--attribute names the CelebA attribute a judge classifies; a VAE "
-            "learns all of CelebA (forget an attribute with `unlearn forget`)"
-        )
-    if name == "celeba" and s.get("classes") is not None:
-        raise UsageError("--classes selects MNIST digits; CelebA has attributes instead")
-    if download and (name != "mnist" or not s.get("data_dir")):
-        raise UsageError(
-            "--download fetches MNIST into --data-dir; name the folder with "
-            "--data-dir (the embedded MNIST needs no download)"
-        )
-    if s.get("exclude") and kind == "judge":
-        raise UsageError("--exclude builds a retrain reference VAE; a judge must see every class")
-
+    kind, name = s.get("model", "vae"), s.get("dataset", "mnist")
+    check_settings(s, kind, name, download)
     digits = _classes(s.get("classes"))
 
     import torch  # noqa: F401  (heavy imports only once the arguments are known to be sane)
 
     from unlearn_cli.cli.progress import RichProgress
-    from unlearn_cli.data.requests import load_manifest, resolve_all, training_set
-    from unlearn_cli.data.spec import DatasetSpec, load_split
-    from unlearn_cli.engine.checkpoint import check_writable, save_checkpoint
+    from unlearn_cli.data.requests import load_manifest
+    from unlearn_cli.engine.checkpoint import save_checkpoint
     from unlearn_cli.engine.device import resolve_device
-    from unlearn_cli.engine.train import TrainConfig, train_judge, train_vae
-    from unlearn_cli.models import JudgeConfig, VAEConfig
 
     requests = load_manifest(s["exclude"]) if s.get("exclude") else []
-    root = str(Path(s["data_dir"]).expanduser().resolve()) if s.get("data_dir") else None
-    spec = DatasetSpec(
-        name=name,
-        root=root,
-        classes=digits,
-        attribute=s.get("attribute"),
-        exclude=tuple(r.to_dict() for r in requests),
-        limit=s.get("limit"),
-    )
-    cfg = TrainConfig(
-        epochs=s.get("epochs", 20 if kind == "vae" else 3),
-        batch_size=s.get("batch_size", 128),
-        lr=s.get("lr", 1e-3),
-        seed=s.get("seed", 0),
-    )
+    spec = dataset_spec(s, name, digits, requests)
+    cfg = train_config(s, kind)
     dev = resolve_device(s.get("device", "auto"))
-    target = Path(s["out"]) if s.get("out") else default_out(kind, spec)
-    check_writable(target)
-    if target.exists() and not (force or s.get("out")):
-        raise UsageError(f"{target} exists; pass --out {target} or --force to overwrite it")
+    target = output_path(s, kind, spec, force)
     if download:
         from unlearn_cli.data.mnist import download_mnist
 
-        assert root is not None  # --download without --data-dir was refused above
-        download_mnist(root)
-    progress = RichProgress()
-    if kind == "vae":
-        if requests:  # validate the manifest against the data before training
-            resolve_all(requests, load_split(spec), spec)
-        preset = VAEConfig.from_name(name, latent_dim=s.get("latent_dim"))
-        ckpt = train_vae(spec, preset, cfg, dev, progress, data=training_set(spec))
-    else:
-        ckpt = train_judge(
-            spec, JudgeConfig.from_name(name, num_classes=spec.num_classes), cfg, dev, progress
-        )
+        assert spec.root is not None  # --download without --data-dir was refused above
+        download_mnist(spec.root)
+    ckpt = fit(kind, s, spec, cfg, dev, RichProgress(), requests)
     save_checkpoint(ckpt, target)
     err.print(f"wrote {target}", markup=False, highlight=False)
     summary = {

@@ -1,0 +1,64 @@
+"""Sample grids: an 8x8 PNG of images decoded from fixed latent vectors, alone or beside the
+grid of the model it was made from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from unlearn_cli.engine.checkpoint import Checkpoint, atomic_write
+from unlearn_cli.errors import UsageError
+
+GRID_SEED = 0  # every grid decodes the same latent vectors, so grids compare image by image
+GRID_SIDE = 8  # an 8x8 grid
+GRID_PADDING = 2  # white pixels around each image
+GRID_GAP = 16  # white pixels between the before and after grids of --compare-grid
+
+
+def check_grid_pair(vae: Checkpoint, before: Checkpoint) -> None:
+    """Grids compare image by image only between models of one latent space and image shape."""
+    if (before.model.latent_dim, before.model.shape) != (vae.model.latent_dim, vae.model.shape):
+        raise UsageError(
+            f"--compare-grid {before.path}: its latent size or image shape differs from the "
+            "model's, so their grids cannot match image by image; compare a model with the one "
+            "it was made from"
+        )
+
+
+@torch.no_grad()
+def sample_grid(vae: Checkpoint, device: torch.device | str = "cpu") -> torch.Tensor:
+    """An 8x8 grid of images decoded from the GRID_SEED latent vectors, (C, H, W) in [0, 1]."""
+    from torchvision.utils import make_grid
+
+    model = vae.model.to(device).eval()
+    generator = torch.Generator().manual_seed(GRID_SEED)
+    # torch types a Module's attributes as Tensor | Module, hence the ignores
+    z = torch.randn(GRID_SIDE * GRID_SIDE, model.latent_dim, generator=generator)  # type: ignore[call-overload]  # (64, z)
+    images = model.decode(z.to(device)).cpu()  # type: ignore[operator]  # (64, C, H, W)
+    grid = make_grid(images, nrow=GRID_SIDE, padding=GRID_PADDING, pad_value=1.0)  # (3, H', W')
+    return grid[: images.shape[1]]  # make_grid repeats a grey channel three times
+
+
+def write_grid(
+    path: str | Path,
+    vae: Checkpoint,
+    before: Checkpoint | None = None,
+    device: torch.device | str = "cpu",
+) -> Path:
+    """Write the sample grid of `vae` as a PNG; with `before`, that model's grid on the left."""
+    from PIL import Image
+
+    grid = sample_grid(vae, device)
+    if before is not None:
+        check_grid_pair(vae, before)
+        left = sample_grid(before, device)
+        gap = torch.ones(grid.shape[0], grid.shape[1], GRID_GAP)  # (C, H, gap) white
+        grid = torch.cat([left, gap, grid], dim=2)  # before | gap | after
+    pixels = (grid * 255).round().clamp(0, 255).byte().permute(1, 2, 0)  # (H, W, C)
+    array = pixels.squeeze(-1).numpy() if pixels.shape[-1] == 1 else pixels.numpy()
+    image = Image.fromarray(array)
+    path = Path(path)
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+    return path

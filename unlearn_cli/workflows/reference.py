@@ -1,0 +1,46 @@
+"""The retrained reference an evaluation compares a model with: it must be a VAE of the same data,
+retrained without the forgotten samples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from unlearn_cli.data.requests import resolve, union
+from unlearn_cli.engine.checkpoint import Checkpoint
+from unlearn_cli.engine.progress import Progress
+from unlearn_cli.errors import CheckpointError, UsageError
+from unlearn_cli.workflows.image_sets import EvalSets
+from unlearn_cli.workflows.targets import forgotten_requests
+
+
+def check_reference(reference: Checkpoint, vae: Checkpoint) -> None:
+    """A reference must be a VAE trained on the model's dataset and digits."""
+    r, v = reference.dataset, vae.dataset
+    name = reference.path or "the reference"
+    if reference.kind != "vae":
+        raise CheckpointError(
+            f"--reference {name}: is a {reference.kind} checkpoint; it must be "
+            "the VAE retrained without the forgotten samples"
+        )
+    if (r.name, r.classes) != (v.name, v.classes):
+        raise UsageError(
+            f"--reference {name} was trained on {r.describe()} but the model on "
+            f"{v.describe()}; it must be retrained on the same data minus the "
+            "forgotten samples (`unlearn train --exclude MANIFEST`)"
+        )
+
+
+def warn_if_not_retrained(reference: Checkpoint, sets: EvalSets, progress: Progress) -> None:
+    """Warn when the reference saw some of the forgotten samples in training."""
+    full = dataclasses.replace(reference.dataset, exclude=())
+    excluded = [r for r in forgotten_requests(reference) if r.selector in ("indices", "files")]
+    ids = union([resolve(r, sets.train, full) for r in excluded])
+    assert sets.members is not None  # called only when there are members to compare
+    if not torch.isin(sets.members.ids, ids).all():
+        progress.log(
+            f"warning: --reference {reference.path} was trained on some of the "
+            "forgotten samples, so it is not their retrain-from-scratch reference"
+        )

@@ -1,0 +1,158 @@
+"""The caching runner of an experiment: every artefact (original, judge, unlearned model,
+metrics) is kept in the output directory under a key derived from what it depends on, so an
+interrupted experiment resumes where it stopped and adding a method reuses the originals
+already trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from unlearn_cli import __version__
+from unlearn_cli.data.requests import Request
+from unlearn_cli.engine.checkpoint import Checkpoint, atomic_write, load_checkpoint, save_checkpoint
+from unlearn_cli.engine.progress import Progress
+from unlearn_cli.workflows.experiment import Experiment, MethodRun
+
+
+def slug(label: str) -> str:
+    """A file-name-safe form of a row label."""
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in label).strip("-")
+
+
+def key(*parts) -> str:
+    """A short fingerprint of JSON-able parts: the cache key of an artefact."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class Runner:
+    """Runs an experiment's artefacts in order, reusing whatever the cache already holds."""
+
+    def __init__(self, exp: Experiment, device: torch.device, progress: Progress):
+        self.exp, self.device, self.progress = exp, device, progress
+        exp.out_dir.mkdir(parents=True, exist_ok=True)
+        self.reused = 0
+        self.made = 0
+
+    def cached(self, name: str, make) -> Checkpoint:
+        path = self.exp.out_dir / name
+        if path.exists():
+            self.reused += 1
+            self.progress.log(f"reusing {path}")
+            return load_checkpoint(path)
+        ckpt = make()
+        save_checkpoint(ckpt, path)
+        self.made += 1
+        return load_checkpoint(path)
+
+    def judge(self) -> tuple[Checkpoint, str]:
+        from unlearn_cli.engine.train import TrainConfig, train_judge
+        from unlearn_cli.models import JudgeConfig
+
+        j = self.exp.judge
+        if "checkpoint" in j:
+            ckpt = load_checkpoint(j["checkpoint"], "judge")
+            assert ckpt.sha256 is not None  # load_checkpoint sets it
+            return ckpt, ckpt.sha256
+        spec = dataclasses.replace(self.exp.dataset, attribute=j.get("attribute"))
+        cfg = TrainConfig(
+            epochs=j.get("epochs", 3),
+            batch_size=j.get("batch_size", 128),
+            lr=j.get("lr", 1e-3),
+            seed=j.get("seed", 0),
+        )
+        k = key("judge", spec.to_dict(), cfg.to_dict())
+        model_cfg = JudgeConfig.from_name(spec.name, num_classes=spec.num_classes)
+        return self.cached(
+            f"judge-{k}.safetensors",
+            lambda: train_judge(spec, model_cfg, cfg, self.device, self.progress),
+        ), k
+
+    def original(self, seed: int) -> tuple[Checkpoint, str]:
+        from unlearn_cli.engine.train import TrainConfig, train_vae
+        from unlearn_cli.models import VAEConfig
+
+        if self.exp.original is not None:
+            ckpt = load_checkpoint(self.exp.original, "vae")
+            assert ckpt.sha256 is not None  # load_checkpoint sets it
+            return ckpt, ckpt.sha256
+        cfg = TrainConfig(**self.exp.train, seed=seed)
+        model_cfg = VAEConfig.from_name(self.exp.dataset.name, **self.exp.model)
+        k = key("original", self.exp.dataset.to_dict(), model_cfg.to_dict(), cfg.to_dict())
+        return self.cached(
+            f"original-s{seed}-{k}.safetensors",
+            lambda: train_vae(self.exp.dataset, model_cfg, cfg, self.device, self.progress),
+        ), k
+
+    def unlearned(
+        self, original: Checkpoint, original_key: str, run: MethodRun, seed: int
+    ) -> tuple[Checkpoint, str]:
+        from unlearn_cli.methods import configure, get_method
+        from unlearn_cli.workflows.forget import plan_forget, run_forget
+
+        options = dict(run.options)
+        if run.method != "retrain":
+            options["seed"] = seed  # retrain keeps the original's own seed
+        method = get_method(run.method)
+        cfg = configure(method, original, options)
+        # the fully resolved settings and the code's version: a changed default or a new
+        # release never reuses an old run
+        resolved = dataclasses.asdict(cfg)
+        k = key(
+            run.method,
+            original_key,
+            [r.to_dict() for r in self.exp.requests],
+            resolved,
+            __version__,
+        )
+
+        def make():
+            plan = plan_forget(original, self.exp.requests)
+            self.progress.log(
+                f"seed {seed}: {run.label} on {len(plan.forget)} forget and "
+                f"{len(plan.retain)} retain samples"
+            )
+            return run_forget(original, plan, method, cfg, self.device, self.progress)
+
+        return self.cached(f"{slug(run.label)}-s{seed}-{k}.safetensors", make), k
+
+    def metrics(
+        self,
+        ckpt: Checkpoint,
+        ckpt_key: str,
+        judge: Checkpoint,
+        judge_key: str,
+        target: str | None,
+        requests: list[Request] | None = None,
+        reference: tuple[Checkpoint, str] | None = None,
+    ) -> dict:
+        """evaluate() of one checkpoint; `requests` score a model whose lineage names none,
+        `reference` (the RETRAIN checkpoint and its key) gives FID against retraining."""
+        from unlearn_cli.workflows.evaluate import evaluate
+
+        ev = {"samples": 10000, "seed": 0, "batch_size": 500, **self.exp.evaluate}
+        named = [r.to_dict() for r in requests] if requests is not None else None
+        ref_key = reference[1] if reference is not None else None
+        k = key(ckpt_key, judge_key, ev, target, named, ref_key, __version__)
+        path = self.exp.out_dir / f"metrics-{k}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        result = evaluate(
+            ckpt,
+            judge,
+            target=target,
+            device=self.device,
+            progress=self.progress,
+            root=self.exp.dataset.root,
+            requests=requests,
+            reference=reference[0] if reference is not None else None,
+            **ev,
+        )
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+        return result

@@ -1,0 +1,70 @@
+"""The table of a comparison: one row per method, the mean and spread over seeds of each column,
+and the best unlearning method of each ranked column.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# Columns: key in an evaluate() result, header, direction: +1 higher is better, -1 lower,
+# RETRAIN closest to the RETRAIN row's (IS over the judge's classes rewards still drawing the
+# forgotten class, so more is not better), 0 no ranking.
+RETRAIN = "retrain"
+COLUMNS = (
+    ("privacy.fratio", "fratio", -1),
+    ("utility.is", "IS", RETRAIN),
+    ("utility.fid", "FID", -1),
+    ("utility.precision", "precision", +1),
+    ("utility.recall", "recall", +1),
+    ("utility.fid_reference", "FID vs RETRAIN", -1),
+    ("cost.seconds", "Time (s)", -1),
+    ("cost.percent_of_retrain", "Time (% retrain)", -1),
+    ("utility.retain_elbo", "retain -ELBO", -1),
+    ("utility.forget_elbo", "forget -ELBO", 0),  # should approach RETRAIN's, not a direction
+    ("privacy.mia_auc", "MIA AUC", 0),  # 0.5 is ideal
+)
+
+
+def lookup(result: dict, dotted: str):
+    """The value at "group.name" in an evaluate() result, or None."""
+    group, name = dotted.split(".")
+    return (result.get(group) or {}).get(name)
+
+
+def summarise(label: str, title: str, results: list[dict]) -> dict:
+    """Mean and sample standard deviation over seeds of every column."""
+    cells: dict[str, dict[str, Any] | None] = {}
+    for dotted, _, _ in COLUMNS:
+        values = [v for v in (lookup(r, dotted) for r in results) if v is not None]
+        if not values:
+            cells[dotted] = None
+            continue
+        mean = sum(values) / len(values)
+        std = (
+            math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+            if len(values) > 1
+            else 0.0
+        )
+        cells[dotted] = {"mean": mean, "std": std, "values": values, "best": False}
+    return {"label": label, "title": title, "cells": cells, "models": [r["model"] for r in results]}
+
+
+def mark_best(rows: list[dict]) -> None:
+    """Flag the best unlearning method (not BEFORE, not RETRAIN) of each ranked column."""
+    contenders = [r for r in rows if r["label"] not in ("BEFORE", "RETRAIN")]
+    retrain = next((r for r in rows if r["label"] == "RETRAIN"), None)
+    for dotted, _, direction in COLUMNS:
+        scored = [r for r in contenders if r["cells"][dotted] is not None]
+        if not direction or len(scored) < 2:
+            continue
+        if direction == RETRAIN:
+            if retrain is None or retrain["cells"][dotted] is None:
+                continue
+            goal = retrain["cells"][dotted]["mean"]
+            score = {id(r): -abs(r["cells"][dotted]["mean"] - goal) for r in scored}
+        else:
+            score = {id(r): direction * r["cells"][dotted]["mean"] for r in scored}
+        best = max(score.values())
+        for r in scored:  # ties share the bold
+            r["cells"][dotted]["best"] = score[id(r)] == best
