@@ -72,6 +72,8 @@ def test_result_has_the_documented_structure(tiny_vae, tiny_judge):
         "precision",
         "recall",
         "fid_reference",
+        "pixel_precision",
+        "pixel_recall",
         "retain_elbo",
         "forget_elbo",
     ]

@@ -8,7 +8,12 @@ import itertools
 import pytest
 import torch
 
-from unlearn_cli.metrics.fidelity import coverage_share, kth_neighbour_radii, precision_recall
+from unlearn_cli.metrics.fidelity import (
+    coverage_share,
+    kth_neighbour_radii,
+    pixel_features,
+    precision_recall,
+)
 
 
 def brute_force(fake: torch.Tensor, real: torch.Tensor, k: int) -> tuple[float, float]:
@@ -115,3 +120,26 @@ def test_all_pairs_brute_force_agrees_on_ties():
     """Points exactly on a ball's boundary count as inside, in both implementations."""
     grid = torch.tensor(list(itertools.product([0.0, 1.0, 2.0], repeat=2)))
     assert precision_recall(grid, grid, k=2) == brute_force(grid, grid, 2) == (1.0, 1.0)
+
+
+def test_pixel_features_pool_only_large_images():
+    mnist = torch.rand(2, 1, 28, 28)
+    assert torch.equal(pixel_features(mnist), mnist.flatten(1))
+    celeba = torch.rand(2, 3, 64, 64)
+    pooled = pixel_features(celeba)
+    assert pooled.shape == (2, 3 * 16 * 16)
+    torch.testing.assert_close(pooled, torch.nn.functional.avg_pool2d(celeba, 4).flatten(1))
+
+
+def test_pixel_precision_sees_a_blob_the_judge_may_not(tiny_spec):
+    """In pixel space, 30% saturated blobs cost 30% precision: no judge is involved."""
+    from unlearn_cli.data.spec import load_split
+
+    test = load_split(tiny_spec, split="test")
+    images = test.images[test.labels != 1].float() / 255  # (N, 1, 28, 28) 3s and 8s
+    half = len(images) // 2
+    real, fake = pixel_features(images[:half]), pixel_features(images[half : 2 * half])
+    n_blob = round(0.3 * half)
+    fake[half - n_blob :] = 1.0  # every pixel white
+    precision, _ = precision_recall(fake, real)
+    assert precision <= 0.7 + 1e-9 and precision > 0.55

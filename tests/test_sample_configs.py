@@ -18,6 +18,8 @@ EXPERIMENTS = [
     "mnist138.yaml",
     "mnist138-lr.yaml",
     "mnist10.yaml",
+    "mnist247.yaml",
+    "mnist138-samples-experiment.yaml",
     "celeba-male.yaml",
 ]
 

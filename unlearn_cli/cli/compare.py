@@ -24,6 +24,7 @@ FORMATS = {  # digits after the point, per column
     "utility.is": 3,
     "utility.fid": 3,
     "utility.precision": 3,
+    "utility.pixel_precision": 3,
     "utility.recall": 3,
     "utility.fid_reference": 3,
     "cost.seconds": 2,

@@ -75,6 +75,10 @@ MinPrecisionOpt = Annotated[
     float | None,
     _option("Gate: exit 3 when precision (share of samples that look like real data) is below."),
 ]
+MinPixelPrecisionOpt = Annotated[
+    float | None,
+    _option("Gate: exit 3 when pixel precision (needs no judge) is below this."),
+]
 
 
 def _judge_hint(spec) -> str:
@@ -115,6 +119,8 @@ def _rows(result: dict) -> list[tuple[str, str, float | None, str]]:
         ("UTILITY", "IS (higher is better)", utility["is"], needs_judge or "judge's classes"),
         ("", "FID (lower is better)", utility["fid"], needs_judge or "vs held-out retain images"),
         ("", "precision", utility["precision"], needs_judge or "samples that look like real data"),
+        ("", "pixel precision", utility["pixel_precision"], "the same in pixel space, no judge"),
+        ("", "pixel recall", utility["pixel_recall"], "real data the samples cover, pixels"),
         ("", "recall", utility["recall"], needs_judge or "real data the samples cover"),
         ("", "FID vs reference", utility["fid_reference"], fid_ref_note),
         ("", "-ELBO retain, nats", utility["retain_elbo"], "held-out images outside the target"),
@@ -161,11 +167,13 @@ def evaluate(
     max_mia_auc: MaxMiaOpt = None,
     min_is: MinIsOpt = None,
     min_precision: MinPrecisionOpt = None,
+    min_pixel_precision: MinPixelPrecisionOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Score a generator: privacy, utility and cost, grouped as in the paper's Table 1.
 
-    Gates (--max-fratio, --max-fid, --max-mia-auc, --min-is, --min-precision) exit 3 after the
+    Gates (--max-fratio, --max-fid, --max-mia-auc, --min-is, --min-precision,
+    --min-pixel-precision) exit 3 after the
     results print.
 
     A gate whose metric was not measured fails. Exit codes: 0 ok, 1 bug, 2 bad input, 3 gate.
@@ -247,6 +255,7 @@ def evaluate(
         max_mia_auc=max_mia_auc,
         min_is=min_is,
         min_precision=min_precision,
+        min_pixel_precision=min_pixel_precision,
     )
     for message in failed:
         err.print(f"gate failed: {message}", markup=False, highlight=False)

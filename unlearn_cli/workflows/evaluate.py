@@ -21,7 +21,7 @@ from unlearn_cli.metrics import (
     negative_elbo,
     precision_recall,
 )
-from unlearn_cli.metrics.fidelity import DEFAULT_K
+from unlearn_cli.metrics.fidelity import DEFAULT_K, pixel_features
 from unlearn_cli.workflows.cost import cost
 from unlearn_cli.workflows.image_sets import DataImages, EvalSets, Generated, eval_sets, subset
 from unlearn_cli.workflows.judges import check_judge, judge_classes
@@ -100,6 +100,7 @@ def evaluate(
         utility = _judge_metrics(
             vae, judge, reference, sets, tgt, samples, seed, batch_size, device
         )
+    pixel_precision, pixel_recall = _pixel_metrics(vae, sets, samples, seed, batch_size, device)
     progress.advance(1, "judge")
     progress.done()
     return {
@@ -111,6 +112,8 @@ def evaluate(
         "privacy": {"fratio": utility["fratio"], **privacy},
         "utility": {
             **{k: utility[k] for k in ("is", "fid", "precision", "recall", "fid_reference")},
+            "pixel_precision": pixel_precision,
+            "pixel_recall": pixel_recall,
             **elbos,
         },
         "cost": cost(vae),
@@ -118,6 +121,20 @@ def evaluate(
         if judge is None
         else {"path": str(judge.path), "test_accuracy": judge.metrics.get("test_accuracy")},
     }
+
+
+def _pixel_metrics(
+    vae: Checkpoint, sets: EvalSets, samples: int, seed: int, batch_size: int, device: torch.device
+) -> tuple[float | None, float | None]:
+    """k-NN precision and recall of the samples against the held-out retain images in pixel
+    space: no judge needed, and an artefact cannot hide among the judge's classes."""
+    fakes = Generated(vae.model.to(device).eval(), samples, seed, batch_size, device)
+    real = DataImages(subset(sets.test, sets.retain_mask), batch_size, device)
+    fake_pixels = torch.cat([pixel_features(x.cpu()) for x in fakes])  # (N, P)
+    real_pixels = torch.cat([pixel_features(x.cpu()) for x in real])  # (M, P)
+    if min(len(fake_pixels), len(real_pixels)) <= DEFAULT_K:  # a k-NN ball needs k neighbours
+        return None, None
+    return precision_recall(fake_pixels, real_pixels)
 
 
 def _elbo_metrics(

@@ -8,6 +8,7 @@ GATES = {  # flag: (result group, key, label, True for a lower bound, what the m
     "--min-is": ("utility", "is", "IS", True, "--judge"),
     "--max-fid": ("utility", "fid", "FID", False, "--judge"),
     "--min-precision": ("utility", "precision", "precision", True, "--judge"),
+    "--min-pixel-precision": ("utility", "pixel_precision", "pixel precision", True, "samples"),
 }
 
 
@@ -18,6 +19,7 @@ def gates(
     max_mia_auc: float | None = None,
     min_is: float | None = None,
     min_precision: float | None = None,
+    min_pixel_precision: float | None = None,
 ) -> list[str]:
     """One message per failed quality gate. A gate whose metric was not measured fails too, so
     that a CI job cannot pass by accident."""
@@ -27,6 +29,7 @@ def gates(
         "--min-is": min_is,
         "--max-fid": max_fid,
         "--min-precision": min_precision,
+        "--min-pixel-precision": min_pixel_precision,
     }
     failed = []
     for flag, limit in limits.items():

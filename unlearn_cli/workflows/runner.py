@@ -19,6 +19,8 @@ from unlearn_cli.engine.checkpoint import Checkpoint, atomic_write, load_checkpo
 from unlearn_cli.engine.progress import Progress
 from unlearn_cli.workflows.experiment import Experiment, MethodRun
 
+METRICS_VERSION = 2  # what evaluate() reports; raise it when a metric is added or changed
+
 
 def slug(label: str) -> str:
     """A file-name-safe form of a row label."""
@@ -139,7 +141,7 @@ class Runner:
         ev = {"samples": 10000, "seed": 0, "batch_size": 500, **self.exp.evaluate}
         named = [r.to_dict() for r in requests] if requests is not None else None
         ref_key = reference[1] if reference is not None else None
-        k = key(ckpt_key, judge_key, ev, target, named, ref_key, __version__)
+        k = key(ckpt_key, judge_key, ev, target, named, ref_key, __version__, METRICS_VERSION)
         path = self.exp.out_dir / f"metrics-{k}.json"
         if path.exists():
             return json.loads(path.read_text())

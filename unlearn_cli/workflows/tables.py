@@ -16,6 +16,7 @@ COLUMNS = (
     ("utility.is", "IS", RETRAIN),
     ("utility.fid", "FID", -1),
     ("utility.precision", "precision", +1),
+    ("utility.pixel_precision", "pixel precision", +1),
     ("utility.recall", "recall", +1),
     ("utility.fid_reference", "FID vs RETRAIN", -1),
     ("cost.seconds", "Time (s)", -1),
