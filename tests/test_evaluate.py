@@ -356,6 +356,13 @@ def test_grid_png(cli, tiny_vae, tmp_path):
     assert torch.equal(pixels[:, :side], single)
     assert torch.equal(pixels[:, side + 16 :], single)
     assert not list(tmp_path.glob(".*.tmp"))  # written atomically, nothing left behind
+    strip = tmp_path / "strip.png"
+    flags = ("--grid", strip, "--compare-grid", tiny_vae, "--reference", tiny_vae)
+    parse_json(run(cli, tiny_vae, "--json", *flags, samples=10))
+    with Image.open(strip) as img:  # before | after | reference
+        assert img.size == (3 * side + 2 * 16, side)
+        pixels = torch.from_numpy(np.asarray(img).copy())
+    assert torch.equal(pixels[:, 2 * (side + 16) :], single)
 
 
 def test_compare_grid_needs_grid(cli, tiny_vae):

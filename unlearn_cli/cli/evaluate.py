@@ -65,7 +65,10 @@ GridOpt = Annotated[
 ]
 CompareGridOpt = Annotated[
     Path | None,
-    _option("The model before forgetting: its grid goes left of this model's, in --grid."),
+    _option(
+        "The model before forgetting: its grid goes left of this model's, in --grid (and the "
+        "--reference's, if given, right of it)."
+    ),
 ]
 MaxFratioOpt = Annotated[float | None, _option("Gate: exit 3 when fratio is above this.")]
 MaxFidOpt = Annotated[float | None, _option("Gate: exit 3 when FID is above this.")]
@@ -217,8 +220,9 @@ def evaluate(
     judge_ckpt = load_checkpoint(judge, kind="judge", device=dev) if judge else None
     ref_ckpt = load_checkpoint(reference, kind="vae", device=dev) if reference else None
     before = load_checkpoint(compare_grid, kind="vae", device=dev) if compare_grid else None
-    if before is not None:
-        check_grid_pair(vae, before)
+    for other in (before, ref_ckpt if grid is not None else None):
+        if other is not None:
+            check_grid_pair(vae, other)
     result = evaluation.evaluate(
         vae,
         judge_ckpt,
@@ -242,7 +246,7 @@ def evaluate(
     elif warning := untrusted_judge(judge, judge_ckpt.metrics.get("test_accuracy")):
         err.print(f"WARNING: {warning}", style="bold red", markup=False, highlight=False)
     if grid is not None:
-        write_grid(grid, vae, before, dev)
+        write_grid(grid, vae, before, dev, ref_ckpt)
         err.print(f"wrote {grid}", markup=False, highlight=False)
     if json_out:
         print_json(result)

@@ -46,16 +46,19 @@ def write_grid(
     vae: Checkpoint,
     before: Checkpoint | None = None,
     device: torch.device | str = "cpu",
+    reference: Checkpoint | None = None,
 ) -> Path:
-    """Write the sample grid of `vae` as a PNG; with `before`, that model's grid on the left."""
+    """Write the sample grid of `vae` as a PNG; with `before`, that model's grid on the left;
+    with `reference` (the retrained model), its grid on the right."""
     from PIL import Image
 
-    grid = sample_grid(vae, device)
-    if before is not None:
-        check_grid_pair(vae, before)
-        left = sample_grid(before, device)
-        gap = torch.ones(grid.shape[0], grid.shape[1], GRID_GAP)  # (C, H, gap) white
-        grid = torch.cat([left, gap, grid], dim=2)  # before | gap | after
+    for other in (before, reference):
+        if other is not None:
+            check_grid_pair(vae, other)
+    panels = [sample_grid(m, device) for m in (before, vae, reference) if m is not None]
+    gap = torch.ones(panels[0].shape[0], panels[0].shape[1], GRID_GAP)  # (C, H, gap) white
+    parts = [part for panel in panels for part in (gap, panel)][1:]
+    grid = torch.cat(parts, dim=2)  # before | gap | after | gap | reference
     pixels = (grid * 255).round().clamp(0, 255).byte().permute(1, 2, 0)  # (H, W, C)
     array = pixels.squeeze(-1).numpy() if pixels.shape[-1] == 1 else pixels.numpy()
     image = Image.fromarray(array)
