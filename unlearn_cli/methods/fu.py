@@ -142,7 +142,7 @@ def check_shifted_share(shifted: float, forget_share: float) -> str | None:
         f"{forget_share:.1%} of the training data, so the threshold does not separate samples "
         "with the feature from samples without it: the encoder's codes are far from the prior "
         "(an undertrained model?) and fu will change what it should keep (or miss what it "
-        "should remove); check the result's samples, or use surgery"
+        "should remove); check the result's samples, or use redirect"
     )
 
 
