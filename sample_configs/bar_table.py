@@ -6,8 +6,8 @@ For every report (one target) and every unlearning row, each seed's numbers are 
 the RETRAIN row of the same seed:
   fratio <= retrain's + 0.02; precision >= 0.9 x retrain's; FID <= 1.2 x retrain's;
   retain -ELBO <= 1.1 x retrain's; time <= 10% of retraining's.
-A cell shows the mean over seeds and passes (no mark) only when every seed passes; a miss is
-marked with a cross. Prints one Markdown table.
+A cell shows the mean (and, over several seeds, the standard deviation) and passes (no mark)
+only when every seed passes; a miss is marked with a cross. Prints one Markdown table.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import sys
 CHECKS = {
     "fratio": ("privacy.fratio", lambda v, r: v <= r + 0.02),
     "precision": ("utility.precision", lambda v, r: v >= 0.9 * r),
+    "pixel precision": ("utility.pixel_precision", None),  # reported, no bar
     "FID": ("utility.fid", lambda v, r: v <= 1.2 * r),
     "FID vs RETRAIN": ("utility.fid_reference", None),  # reported, no bar
     "retain -ELBO": ("utility.retain_elbo", lambda v, r: v <= 1.1 * r),
@@ -31,7 +32,11 @@ def cell(row: dict, retrain: dict, key: str, check) -> str:
     if not values:
         return "-"
     mean = sum(values) / len(values)
-    text = f"{mean:.3f}" if abs(mean) < 10 else f"{mean:.1f}"
+    digits = 3 if abs(mean) < 10 else 1
+    text = f"{mean:.{digits}f}"
+    if len(values) > 1:  # sample standard deviation over seeds
+        std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+        text += f" ({std:.{digits}f})"
     if check is None:
         return text
     refs = retrain["cells"][key]["values"] if retrain["cells"].get(key) else [0.0] * len(values)

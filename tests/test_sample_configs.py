@@ -88,4 +88,12 @@ def test_bar_table_marks_every_miss_against_the_same_seed(tmp_path, capsys):
     script["main"]([str(path)])
     lines = capsys.readouterr().out.splitlines()
     ours = next(line for line in lines if "| OURS |" in line)
-    assert ours.split(" | ")[2:] == ["0.060", "0.670 ✗", "18.0", "-", "108.0 ✗", "5.000 |"]
+    assert ours.split(" | ")[2:] == [
+        "0.060 (0.057)",
+        "0.670 (0.071) ✗",
+        "-",
+        "18.0 (8.5)",
+        "-",
+        "108.0 (4.2) ✗",
+        "5.000 (1.414) |",
+    ]
