@@ -23,7 +23,7 @@ from unlearn_cli.data.requests import (
 from unlearn_cli.engine.checkpoint import Checkpoint, save_checkpoint
 from unlearn_cli.engine.files import file_sha256, recorded_seconds, timestamp
 from unlearn_cli.engine.progress import NullProgress, Progress
-from unlearn_cli.engine.train import sync
+from unlearn_cli.engine.train import start_clock, sync
 from unlearn_cli.errors import DataError
 from unlearn_cli.workflows.ledger import append_receipts, ledger_lock
 
@@ -96,8 +96,7 @@ def run_forget(
     """Run `method` on the plan and return the child checkpoint (not yet saved)."""
     assert plan.retain is not None  # plan_forget sets it whenever there is something to do
     progress = progress or NullProgress()
-    sync(device)
-    start = time.perf_counter()
+    start = start_clock(device)
     model = method.unlearn(ckpt, plan.forget, plan.retain, cfg, device, progress)
     sync(device)
     seconds = time.perf_counter() - start
