@@ -183,3 +183,10 @@ def test_sample_level_experiment_reports_membership_inference(experiment, first_
         assert 0.0 <= row["cells"]["privacy.mia_auc"]["mean"] <= 1.0
         assert row["cells"]["privacy.fratio"] is None
     assert report["reused"] >= 2  # the judge and the seed-0 original of the first experiment
+
+
+def test_a_judge_below_95_percent_is_flagged_as_in_evaluate(experiment, first_run, cli):
+    result = cli("compare", experiment)
+    accuracy = first_run[0]["judge"]
+    flagged = "WARNING: judge of this comparison" in result.stderr
+    assert flagged == (accuracy is None or accuracy < 0.95)

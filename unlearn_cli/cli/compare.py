@@ -209,6 +209,10 @@ def compare(
             dev,
             RichProgress(),
         )
+    from unlearn_cli.workflows.judges import untrusted_judge
+
+    if warning := untrusted_judge("of this comparison", report["judge"]):
+        err.print(f"WARNING: {warning}", style="bold red", markup=False, highlight=False)
     if markdown_path is not None:
         atomic_write(markdown_path, lambda tmp: Path(tmp).write_text(markdown(report)))
     if csv_path is not None:
