@@ -95,12 +95,15 @@ def evaluate(
     progress.advance(1, "data")
     privacy, elbos = _elbo_metrics(vae, reference, sets, tgt, seed, batch_size, device, progress)
     progress.advance(1, "elbo")
+    # one pass over the samples and the real images serves the judge and the pixel metrics
+    fakes = PixelTap(Generated(vae.model.to(device).eval(), samples, seed, batch_size, device))
+    real = PixelTap(DataImages(subset(sets.test, sets.retain_mask), batch_size, device))
     utility = dict.fromkeys(("fratio", "is", "fid", "precision", "recall", "fid_reference"))
     if judge is not None:
         utility = _judge_metrics(
-            vae, judge, reference, sets, tgt, samples, seed, batch_size, device
+            fakes, real, judge, reference, tgt, samples, seed, batch_size, device
         )
-    pixel_precision, pixel_recall = _pixel_metrics(vae, sets, samples, seed, batch_size, device)
+    pixel_precision, pixel_recall = _pixel_metrics(fakes, real)
     progress.advance(1, "judge")
     progress.done()
     return {
@@ -123,15 +126,30 @@ def evaluate(
     }
 
 
-def _pixel_metrics(
-    vae: Checkpoint, sets: EvalSets, samples: int, seed: int, batch_size: int, device: torch.device
-) -> tuple[float | None, float | None]:
+class PixelTap:
+    """Batches of images passed through unchanged, keeping each batch's pixel features on the
+    way; a second pass only when the first never happened (no judge)."""
+
+    def __init__(self, images):
+        self.images, self.pixels = images, []
+
+    def __iter__(self):
+        self.pixels = []
+        for x in self.images:
+            self.pixels.append(pixel_features(x.cpu()))  # (B, P)
+            yield x
+
+    def features(self) -> torch.Tensor:
+        if not self.pixels:
+            for _ in self:
+                pass
+        return torch.cat(self.pixels)
+
+
+def _pixel_metrics(fakes: PixelTap, real: PixelTap) -> tuple[float | None, float | None]:
     """k-NN precision and recall of the samples against the held-out retain images in pixel
     space: no judge needed, and an artefact cannot hide among the judge's classes."""
-    fakes = Generated(vae.model.to(device).eval(), samples, seed, batch_size, device)
-    real = DataImages(subset(sets.test, sets.retain_mask), batch_size, device)
-    fake_pixels = torch.cat([pixel_features(x.cpu()) for x in fakes])  # (N, P)
-    real_pixels = torch.cat([pixel_features(x.cpu()) for x in real])  # (M, P)
+    fake_pixels, real_pixels = fakes.features(), real.features()  # (N, P), (M, P)
     if min(len(fake_pixels), len(real_pixels)) <= DEFAULT_K:  # a k-NN ball needs k neighbours
         return None, None
     return precision_recall(fake_pixels, real_pixels)
@@ -181,38 +199,33 @@ def _elbo_metrics(
 
 
 def _judge_metrics(
-    vae: Checkpoint,
+    fakes,
+    real,
     judge: Checkpoint,
     reference: Checkpoint | None,
-    sets: EvalSets,
     tgt: Target | None,
     samples: int,
     seed: int,
     batch_size: int,
     device: torch.device,
 ) -> dict:
-    """fratio and IS of `samples` generated images; FID, precision and recall against the
-    held-out retain images; FID against the same number of the reference's samples."""
+    """fratio and IS of the generated images `fakes`; FID, precision and recall against the
+    held-out retain images `real`; FID against the same number of the reference's samples."""
     model = judge.model.to(device).eval()
-
-    def generated(vae_model: torch.nn.Module):
-        fakes = Generated(vae_model.to(device).eval(), samples, seed, batch_size, device)
-        return judge_outputs(model, fakes, batch_size)  # one pass over the samples
-
-    logits, features = generated(vae.model)
+    logits, features = judge_outputs(model, fakes, batch_size)  # one pass over the samples
     fr = None
     if tgt is not None and tgt.kind in ("class", "attr"):
         classes = judge_classes(judge.dataset)
         indices = [classes.index(c) for c in tgt.values] if tgt.kind == "class" else [1]
         fr = fratio_of_logits(logits, indices)
-    real = DataImages(subset(sets.test, sets.retain_mask), batch_size, device)
     _, real_features = judge_outputs(model, real, batch_size)
     precision = recall = None
     if min(len(features), len(real_features)) > DEFAULT_K:  # a k-NN ball needs k neighbours
         precision, recall = precision_recall(features, real_features)
     fid_reference = None
     if reference is not None:
-        fid_reference = fid_of_features(features, generated(reference.model)[1])
+        ref_fakes = Generated(reference.model.to(device).eval(), samples, seed, batch_size, device)
+        fid_reference = fid_of_features(features, judge_outputs(model, ref_fakes, batch_size)[1])
     return {
         "fratio": fr,
         "is": inception_score_of_logits(logits),
