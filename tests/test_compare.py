@@ -151,6 +151,33 @@ def test_config_errors_exit_2_before_any_training(cli, tmp_path, body, message):
     assert not (tmp_path / "runs").exists()
 
 
+def test_an_experiment_accepts_every_method_option_and_types_it():
+    """The schema of a method run comes from the method configs: any of their fields is a key,
+    with the field's type."""
+    import dataclasses
+
+    from unlearn_cli.methods.redirect import RedirectConfig
+    from unlearn_cli.methods.surgery import SurgeryConfig
+    from unlearn_cli.workflows.experiment import METHOD_KEYS
+
+    for config in (RedirectConfig, SurgeryConfig):
+        for f in dataclasses.fields(config):
+            if f.name != "seed":
+                assert METHOD_KEYS[f.name].__name__ == f.type, f.name
+    assert "seed" not in METHOD_KEYS  # set per seed by the experiment
+
+
+def test_a_wrongly_typed_method_option_exits_2(cli, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "forget: {requests: [{id: a, class: 1}]}\n"
+        "methods: [{method: redirect, refit: maybe}]\n"
+        f"out_dir: {tmp_path / 'runs'}\n"
+    )
+    result = cli("compare", path)
+    assert result.exit_code == 2 and "methods[1].refit: expected bool" in result.stderr
+
+
 def test_checkpoints_need_a_judge(cli, tiny_vae):
     result = cli("compare", tiny_vae)
     assert result.exit_code == 2 and "--judge" in result.stderr

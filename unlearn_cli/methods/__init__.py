@@ -62,6 +62,25 @@ def get_method(name: str) -> UnlearningMethod:
     return cls()
 
 
+def option_types() -> dict[str, type]:
+    """Every option a method's config has, with its type: what an experiment file may set for
+    a method run (`seed` excepted: an experiment sets it per seed). Read from the config
+    dataclasses themselves, so a new option needs no second list."""
+    from unlearn_cli.methods.ascent import AscentConfig
+    from unlearn_cli.methods.fu import FUConfig
+    from unlearn_cli.methods.redirect import RedirectConfig
+    from unlearn_cli.methods.retrain import RetrainConfig
+    from unlearn_cli.methods.surgery import SurgeryConfig
+
+    types = {"float": float, "int": int, "str": str, "bool": bool}
+    found: dict[str, type] = {}
+    for config in (RedirectConfig, SurgeryConfig, AscentConfig, FUConfig, RetrainConfig):
+        for f in dataclasses.fields(config):
+            if f.name != "seed":
+                found.setdefault(f.name, types[str(f.type)])
+    return found
+
+
 def configure(method: UnlearningMethod, ckpt: Checkpoint, overrides: dict[str, Any]) -> Any:
     """The method's default config for `ckpt` with the given (non-None) overrides applied.
 

@@ -13,7 +13,7 @@ from unlearn_cli.config import check_fields, is_int, load_yaml
 from unlearn_cli.data.requests import Request, load_manifest, parse_requests
 from unlearn_cli.data.spec import DatasetSpec
 from unlearn_cli.errors import ConfigError, UnlearnError, UsageError
-from unlearn_cli.methods import METHOD_NAMES
+from unlearn_cli.methods import METHOD_NAMES, option_types
 
 DEFAULT_METHODS = ("ascent", "fu", "surgery", "redirect")
 
@@ -44,19 +44,7 @@ JUDGE_KEYS = {
 }
 FORGET_KEYS = {"requests": list, "manifest": str}
 EVALUATE_KEYS = {"samples": int, "seed": int, "batch_size": int}
-METHOD_KEYS = {
-    "method": str,
-    "label": str,
-    "params": str,
-    "projection": str,
-    "lr": float,
-    "batch_size": int,
-    "epochs": int,
-    "steps": int,
-    "alpha": float,
-    "repair_steps": int,
-    "min_steps": int,
-}
+METHOD_KEYS = {"method": str, "label": str, **option_types()}  # and every method option
 
 
 @dataclass
