@@ -27,6 +27,7 @@ LAYERS = {
     "models": 1,
     "metrics": 1,
     "config": 0,
+    "distributed": 0,  # torchrun and collectives, below everything that uses them
     "errors": 0,
     "": 0,  # unlearn_cli itself: __version__
 }

@@ -13,6 +13,7 @@ from unlearn_cli.cli.compare import compare
 from unlearn_cli.cli.evaluate import evaluate
 from unlearn_cli.cli.forget import forget
 from unlearn_cli.cli.inspect import inspect
+from unlearn_cli.cli.output import quiet_unless_main
 from unlearn_cli.cli.train import train
 
 app = typer.Typer(
@@ -44,6 +45,7 @@ def _root(
     ),
 ) -> None:
     """Make a trained image generator forget part of its training data."""
+    quiet_unless_main()
 
 
 def main() -> None:

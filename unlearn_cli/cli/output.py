@@ -36,8 +36,27 @@ DataDirOpt = Annotated[
 ]
 
 
-def fail(message: str, code: int) -> typer.Exit:
-    err.print(f"error: {message}", markup=False, highlight=False)
+def torchrun_rank() -> int:
+    """The rank torchrun gave this process (0 without torchrun), read without importing torch,
+    so that `unlearn --help` stays instant."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def quiet_unless_main() -> None:
+    """Under torchrun only rank 0 prints (results, progress, warnings and the errors every rank
+    meets alike, such as bad input); the other ranks stay quiet."""
+    if torchrun_rank() != 0:
+        out.quiet = err.quiet = True
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  # for the life of the process
+
+
+def fail(message: str, code: int, every_rank: bool = False) -> typer.Exit:
+    """One line on stderr, and the exit code to leave with. `every_rank`: an error that may
+    happen on one rank only (a crash), which a quiet rank prints too, naming itself."""
+    if not err.quiet:
+        err.print(f"error: {message}", markup=False, highlight=False)
+    elif every_rank:
+        sys.stderr.write(f"error: rank {torchrun_rank()}: {message}\n")
     return typer.Exit(code)
 
 
@@ -65,6 +84,7 @@ def handle_errors(fn):
                 f"unexpected {type(e).__name__}: {e} (rerun with UNLEARN_DEBUG=1 for the "
                 "traceback, and please report it)",
                 EXIT_FAILURE,
+                every_rank=True,
             ) from None
 
     return wrapper

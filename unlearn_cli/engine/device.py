@@ -6,13 +6,24 @@ import random
 
 import torch
 
+from unlearn_cli import distributed
 from unlearn_cli.errors import UsageError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """`auto` picks CUDA when available; asking for CUDA without it is a clear error."""
+    """The device this process runs on, and under torchrun its place in the process group.
+
+    `auto` picks CUDA when available; asking for CUDA without it is a clear error. Under
+    torchrun, `auto` and `cuda` mean this rank's GPU (cuda:LOCAL_RANK), and the process joins
+    the group: nccl on CUDA, gloo on CPU."""
+    device = _named_device(name)
+    distributed.join(device)
+    return device
+
+
+def _named_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cpu":
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
@@ -20,7 +31,9 @@ def resolve_device(name: str = "auto") -> torch.device:
             raise UsageError(
                 f"--device {name}: no CUDA device is available here; use --device cpu or auto"
             )
-        index = int(name.split(":")[1]) if ":" in name and name.split(":")[1].isdigit() else 0
+        if name == "cuda":
+            name = f"cuda:{distributed.local_rank()}"  # rank r of a node drives its GPU r
+        index = int(name.split(":")[1]) if name.split(":")[1].isdigit() else 0
         if index >= torch.cuda.device_count():
             raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
         return torch.device("cuda", index)

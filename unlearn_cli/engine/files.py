@@ -10,6 +10,7 @@ import os
 import socket
 from pathlib import Path
 
+from unlearn_cli import distributed
 from unlearn_cli.errors import OutputError, UsageError
 
 
@@ -141,8 +142,11 @@ def atomic_write(path: Path, write, overwrite: bool = True) -> None:
     existing `path` (written meanwhile by another process) is an OutputError, and left alone.
 
     Temp files are named `.NAME.HOST.PID.unlearn-tmp`; the next write to `path` removes those
-    whose process is gone."""
+    whose process is gone. Under torchrun only rank 0 writes; the other ranks' calls return
+    without touching the disk."""
     path = check_writable(path)
+    if not distributed.is_main():
+        return
     _remove_stale_temps(path)
     tmp = path.parent / f"{_temp_prefix(path)}{os.getpid()}{TMP_SUFFIX}"
     try:

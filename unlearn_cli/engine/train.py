@@ -10,8 +10,10 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
 
+from unlearn_cli import distributed
 from unlearn_cli.data.images import ImageData, collate
 from unlearn_cli.data.requests import ids_sha256, training_set
 from unlearn_cli.data.spec import DatasetSpec, load_split
@@ -47,21 +49,64 @@ def make_loader(
     device: torch.device,
     shuffle: bool = False,
     generator: torch.Generator | None = None,
+    shard: bool = False,
+    seed: int = 0,
 ) -> DataLoader:
     """Batches of (image, label, id). In-memory data is sliced whole batches at a time; image
-    files are decoded by worker processes. Pinned memory only where it helps (CUDA)."""
+    files are decoded by worker processes. Pinned memory only where it helps (CUDA).
+
+    With `shard` under torchrun, `batch_size` is the global batch: each of the N ranks reads
+    1/N of it, from its own share of `data` (torch's DistributedSampler, shuffled with `seed`;
+    call `next_epoch` before each pass)."""
     in_memory = isinstance(data, ImageData)
     workers = 0 if in_memory else min(4, os.cpu_count() or 1)
+    sampler: DistributedSampler | None = None
+    w = distributed.world()
+    if shard and w.size > 1:
+        batch_size = rank_batch_size(batch_size)
+        sampler = DistributedSampler(data, w.size, w.rank, shuffle=shuffle, seed=seed)
+        shuffle, generator = False, None
     return DataLoader(
         data,
         batch_size=batch_size,
         shuffle=shuffle,
         generator=generator,
+        sampler=sampler,
         collate_fn=collate,
         num_workers=workers,
         pin_memory=device.type == "cuda",
         persistent_workers=False,
     )
+
+
+def rank_batch_size(batch_size: int) -> int:
+    """This rank's share of a global batch; a batch that does not divide is refused, so that N
+    processes follow the same recipe as one."""
+    size = distributed.world().size
+    if batch_size % size:
+        raise UsageError(
+            f"batch size {batch_size} does not divide among {size} processes; use a multiple "
+            f"of {size} (it is the global batch, split across ranks)"
+        )
+    return batch_size // size
+
+
+def next_epoch(loader: DataLoader, epoch: int) -> None:
+    """Reshuffle a sharded loader for pass `epoch` (a no-op on one process)."""
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)
+
+
+class LossOf(nn.Module):
+    """A model and its training loss as one module, so DistributedDataParallel sees the loss's
+    forward pass (and syncs the gradients of its backward)."""
+
+    def __init__(self, model: nn.Module, loss_fn):
+        super().__init__()
+        self.model, self.loss_fn = model, loss_fn
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(self.model, x, y)
 
 
 def to_device(batch, device: torch.device):
@@ -106,24 +151,33 @@ def fit(
     progress: Progress,
     what: str,
 ) -> list[float]:
-    """Adam over `cfg.epochs` shuffled passes; returns the mean loss of each epoch."""
+    """Adam over `cfg.epochs` shuffled passes; returns the mean loss of each epoch.
+
+    Under torchrun the model trains as DistributedDataParallel: each rank reads its share of
+    every global batch of `cfg.batch_size`, and the gradients are averaged over ranks."""
     generator = seed_everything(cfg.seed)
     model.to(device).train()
+    step: nn.Module = LossOf(model, loss_fn)
+    if distributed.world().size > 1:
+        step = DistributedDataParallel(step, device_ids=[device] if device.type == "cuda" else None)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    loader = make_loader(data, cfg.batch_size, device, shuffle=True, generator=generator)
+    loader = make_loader(data, cfg.batch_size, device, True, generator, shard=True, seed=cfg.seed)
     losses = []
     for epoch in range(cfg.epochs):
+        next_epoch(loader, epoch)
         progress.start(f"{what} epoch {epoch + 1}/{cfg.epochs}", len(loader))
-        total = torch.zeros((), device=device)
+        total, count = torch.zeros((), device=device), 0  # on this rank
         for batch in loader:
             x, y, _ = to_device(batch, device)
-            loss = loss_fn(model, x, y)
+            loss = step(x, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += loss.detach() * len(x)
+            count += len(x)
             progress.advance(1)
-        losses.append(total.item() / len(data))
+        both = distributed.sum_(torch.stack([total, torch.tensor(float(count), device=device)]))
+        losses.append((both[0] / both[1]).item())
         progress.done(f"{what} epoch {epoch + 1}/{cfg.epochs}: loss {losses[-1]:.4f}")
     model.eval()
     return losses
@@ -172,7 +226,7 @@ def _from_scratch(kind, build, model_cfg, spec, data, cfg, device, loss_fn, prog
         model=model,
         model_config=model_cfg.to_dict(),
         dataset=spec,
-        training={**cfg.to_dict(), "device": device.type},
+        training={**cfg.to_dict(), "device": device.type, **distributed.world().to_dict()},
         train_ids_sha256=ids_sha256(data.ids),
         num_samples=len(data),
         train_seconds=recorded_seconds(seconds),

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from unlearn_cli import distributed
 from unlearn_cli.engine.device import seed_everything
-from unlearn_cli.engine.train import make_loader, to_device
+from unlearn_cli.engine.train import next_epoch, to_device
 from unlearn_cli.errors import UsageError
 from unlearn_cli.methods import default_lr, scoped_parameters, train_only
-from unlearn_cli.methods.surgery import make_optimizer
+from unlearn_cli.methods.surgery import make_optimizer, shuffled
 
 
 @dataclass
@@ -59,14 +60,18 @@ class Ascent:
         params = scoped_parameters(model, cfg.params)
         train_only(model, params)  # no gradients for parameters the step leaves alone
         opt = make_optimizer(cfg.optimizer, params, cfg.lr)
-        batches = make_loader(forget, cfg.batch_size, device, True, generator)
+        batches = shuffled(forget, cfg.batch_size, device, generator, cfg.seed)
         for epoch in range(cfg.epochs):
+            next_epoch(batches, epoch)
             progress.start(f"ascent pass {epoch + 1}/{cfg.epochs}", len(batches))
             for batch in batches:
                 x_f, _, _ = to_device(batch, device)
                 loss_f = model.loss(x_f)
                 opt.zero_grad(set_to_none=True)
                 (-loss_f).backward()  # minimising -L_f ascends L_f
+                for p in params:  # under torchrun, the global batch's gradient
+                    if p.grad is not None:
+                        distributed.mean_(p.grad)
                 opt.step()
                 progress.advance(1, f"forget loss {loss_f.item():.1f}")
             progress.done()

@@ -39,7 +39,14 @@ from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.train import make_loader, to_device
 from unlearn_cli.errors import UsageError
 from unlearn_cli.methods import scoped_parameters, train_only
-from unlearn_cli.methods.surgery import endless, flat_grad, make_optimizer, project, set_grad
+from unlearn_cli.methods.surgery import (
+    endless,
+    flat_grad,
+    make_optimizer,
+    project,
+    set_grad,
+    shuffled,
+)
 
 ENCODE_BATCH = 1000  # images per batch when encoding the latent bank
 
@@ -173,10 +180,10 @@ class Redirect:
         params = scoped_parameters(model, cfg.params)
         train_only(model, params)
         opt = make_optimizer("adam", params, cfg.lr)
-        forget_batches = make_loader(forget, cfg.batch_size, device, True, generator)
+        forget_batches = shuffled(forget, cfg.batch_size, device, generator, cfg.seed)
         steps = max(cfg.epochs * len(forget_batches), cfg.min_steps) if cfg.epochs else 0
         forget_stream = endless(forget_batches)
-        retain_stream = endless(make_loader(retain, cfg.batch_size, device, True, generator))
+        retain_stream = endless(shuffled(retain, cfg.batch_size, device, generator, cfg.seed))
         progress.start("redirect", steps)
         for _ in range(steps):
             x_f, _, _ = to_device(next(forget_stream), device)

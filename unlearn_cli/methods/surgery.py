@@ -27,13 +27,15 @@ order. README, "Benchmark", measures what it buys.
 from __future__ import annotations
 
 import copy
+import itertools
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from unlearn_cli import distributed
 from unlearn_cli.engine.device import seed_everything
-from unlearn_cli.engine.train import make_loader, to_device
+from unlearn_cli.engine.train import make_loader, next_epoch, to_device
 from unlearn_cli.errors import UsageError
 from unlearn_cli.methods import default_lr, scoped_parameters, train_only
 
@@ -67,7 +69,10 @@ class SurgeryConfig:
 
 
 def flat_grad(loss: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:
-    return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])  # (P,)
+    """The gradient of `loss` as one (P,) vector; under torchrun, averaged over the ranks, so
+    that it is the gradient of the global batch before anything (a projection) uses it."""
+    flat = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])  # (P,)
+    return distributed.mean_(flat)
 
 
 def project(d: torch.Tensor, g_r: torch.Tensor, projection: str = "always") -> torch.Tensor:
@@ -110,8 +115,14 @@ def repair_step(model, params, x_f, x_r) -> tuple[torch.Tensor, ...]:
 
 def endless(loader):
     """Batches of `loader` for ever, reshuffled on each pass."""
-    while True:
+    for epoch in itertools.count():
+        next_epoch(loader, epoch)
         yield from loader
+
+
+def shuffled(data, batch_size: int, device, generator, seed: int):
+    """Shuffled batches of `data`; under torchrun, this rank's share of each global batch."""
+    return make_loader(data, batch_size, device, True, generator, shard=True, seed=seed)
 
 
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
@@ -136,9 +147,10 @@ class Surgery:
         params = scoped_parameters(model, cfg.params)
         train_only(model, params)
         opt = make_optimizer(cfg.optimizer, params, cfg.lr)
-        forget_batches = make_loader(forget, cfg.batch_size, device, True, generator)
-        retain_batches = endless(make_loader(retain, cfg.batch_size, device, True, generator))
+        forget_batches = shuffled(forget, cfg.batch_size, device, generator, cfg.seed)
+        retain_batches = endless(shuffled(retain, cfg.batch_size, device, generator, cfg.seed))
         for epoch in range(cfg.epochs):
+            next_epoch(forget_batches, epoch)
             progress.start(f"surgery pass {epoch + 1}/{cfg.epochs}", len(forget_batches))
             for batch in forget_batches:
                 x_f, _, _ = to_device(batch, device)

@@ -11,15 +11,22 @@ from collections.abc import Iterable, Iterator
 import torch
 from torch import nn
 
+from unlearn_cli import distributed
+
 Images = torch.Tensor | Iterable[torch.Tensor]  # (N, C, H, W) in [0, 1], or batches of them
 
 
 def batches(images: Images, batch_size: int) -> Iterator[torch.Tensor]:
-    """Batches of `images`: a tensor is split into `batch_size` rows; batches pass through."""
+    """Batches of `images`: a tensor is split into `batch_size` rows; batches pass through.
+
+    Under torchrun a tensor yields this rank's block of batches only, as the evaluation's image
+    sources do (workflows.image_sets); whoever consumes them gathers the results with
+    `distributed.gather_batches`."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if isinstance(images, torch.Tensor):
-        yield from images.split(batch_size)
+        lo, hi = distributed.shard_rows(len(images), batch_size)
+        yield from images[lo:hi].split(batch_size)
     else:
         yield from images
 
@@ -54,6 +61,7 @@ def judge_outputs(judge: nn.Module, images: Images, batch_size: int):
         f = judge.features(x)  # type: ignore[operator]  # (B, C, H, W) -> (B, num_features)
         features.append(f)
         logits.append(judge.head(f) if hasattr(judge, "head") else judge(x))  # type: ignore[operator]  # (B, classes)
+    logits, features = distributed.gather_batches(logits), distributed.gather_batches(features)
     if not features:
         raise ValueError("the judge was given no images")
     return torch.cat(logits), torch.cat(features)
@@ -65,4 +73,5 @@ def predict(judge: nn.Module, images: Images, batch_size: int) -> torch.Tensor:
     judge.eval()
     device = device_of(judge)
     out = [judge(x.to(device)).argmax(1).cpu() for x in batches(images, batch_size)]
+    out = distributed.gather_batches(out)
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)

@@ -10,7 +10,9 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from unlearn_cli import distributed
 from unlearn_cli.metrics.judge import Computed, Images, batches, device_of, judge_outputs
+from unlearn_cli.models.vae import cpu_normal
 
 
 @contextlib.contextmanager
@@ -35,6 +37,7 @@ def inception_score(
     judge.eval()
     device = device_of(judge)
     logits = [judge(x.to(device)) for x in batches(images, batch_size)]  # (B, classes) each
+    logits = distributed.gather_batches(logits)
     if not logits:
         raise ValueError("inception_score needs at least one image")
     return inception_score_of_logits(torch.cat(logits), splits)
@@ -55,11 +58,15 @@ def inception_score_of_logits(logits: torch.Tensor, splits: int = 1) -> float:
     """
     from torchmetrics.image.inception import InceptionScore
 
+    # logits arrive gathered from every rank: no second gather (see fid_of_features)
+
     if len(logits) == 0:
         raise ValueError("inception_score needs at least one image")
     with warnings.catch_warnings():  # it warns that it keeps every logit in memory: N x classes
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
-        metric = InceptionScore(feature=Computed(logits.shape[1]), splits=splits, normalize=False)
+        metric = InceptionScore(
+            feature=Computed(logits.shape[1]), splits=splits, normalize=False, sync_on_compute=False
+        )
     metric.to(logits.device)
     metric.update(logits)
     with seeded(0, torch.device("cpu")), warnings.catch_warnings():
@@ -87,10 +94,15 @@ def fid_of_features(fake: torch.Tensor, real: torch.Tensor) -> float:
     """
     from torchmetrics.image.fid import FrechetInceptionDistance
 
+    # every rank's features arrive gathered (distributed.gather_batches): sync_on_compute=False,
+    # or under torchrun torchmetrics would gather them again and count each image twice
+
     for name, features in (("real", real), ("fake", fake)):
         if len(features) < 2:
             raise ValueError(f"fid needs at least 2 {name} images, got {len(features)}")
-    metric = FrechetInceptionDistance(feature=Computed(real.shape[1]), normalize=False)
+    metric = FrechetInceptionDistance(
+        feature=Computed(real.shape[1]), normalize=False, sync_on_compute=False
+    )
     metric.to(real.device)
     metric.update(real, real=True)
     metric.update(fake, real=False)
@@ -104,11 +116,16 @@ def negative_elbo(
     """Per-image negative ELBO in nats, (N,) float64 on CPU; lower means better explained.
 
     One reparameterised draw per image, from a generator seeded with `seed`, so the same images
-    in the same order give the same numbers on the same device.
+    in the same order give the same numbers on the same device. Under torchrun each rank scores
+    its block of rows, with the noise those rows get on a single process (`cpu_normal` draws
+    row by row, so a rank starting at row `lo` first skips `lo` rows of noise).
     """
     vae.eval()
     device = device_of(vae)
     with seeded(seed, device):
+        lo, _ = distributed.shard_rows(len(images), batch_size)  # type: ignore[arg-type]
+        cpu_normal(lo, vae.latent_dim)  # type: ignore[arg-type]  # the rows of ranks before
         # torch types a Module's attributes as Tensor | Module, hence the ignore
         out = [vae.negative_elbo(x.to(device)).double().cpu() for x in batches(images, batch_size)]  # type: ignore[operator]
+    out = distributed.gather_batches(out)
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from unlearn_cli import distributed
 from unlearn_cli.data.requests import Request
 from unlearn_cli.engine.checkpoint import Checkpoint
 from unlearn_cli.engine.progress import NullProgress, Progress
@@ -140,10 +141,11 @@ class PixelTap:
             yield x
 
     def features(self) -> torch.Tensor:
+        """(N, P) pixel features of every image, every rank's gathered under torchrun."""
         if not self.pixels:
             for _ in self:
                 pass
-        return torch.cat(self.pixels)
+        return torch.cat(distributed.gather_batches(self.pixels))
 
 
 def _pixel_metrics(fakes: PixelTap, real: PixelTap) -> tuple[float | None, float | None]:

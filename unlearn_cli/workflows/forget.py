@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from unlearn_cli import __version__
+from unlearn_cli import __version__, distributed
 from unlearn_cli.data.images import Samples, split_by_ids
 from unlearn_cli.data.requests import (
     Request,
@@ -112,6 +112,7 @@ def run_forget(
         "seed": cfg.seed,
         "wall_seconds": recorded_seconds(seconds),
         "device": device.type,
+        **distributed.world().to_dict(),  # world_size, and the backend (None: one process)
         "parent_sha256": ckpt.sha256,
         "tool_version": __version__,
         "created": timestamp(),
@@ -138,12 +139,15 @@ def save_forget(
     """Write the child checkpoint and, with a ledger, one receipt per request; returns the
     child's sha256. Both happen under the ledger's lock, so concurrent forgets never interleave
     receipts. With `overwrite=False`, an `out` that another process wrote meanwhile is an
-    OutputError and nothing is written."""
-    with ledger_lock(ledger):
-        save_checkpoint(child, out, overwrite=overwrite)
-        child.sha256 = file_sha256(out)
-        if ledger is not None:
-            append_receipts(ledger, receipts(child, parent, plan, out))
+    OutputError and nothing is written. Under torchrun rank 0 writes both, and every rank
+    returns its sha256."""
+    if distributed.is_main():
+        with ledger_lock(ledger):
+            save_checkpoint(child, out, overwrite=overwrite)
+            child.sha256 = file_sha256(out)
+            if ledger is not None:
+                append_receipts(ledger, receipts(child, parent, plan, out))
+    child.sha256 = distributed.broadcast(child.sha256)
     return child.sha256
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from unlearn_cli import distributed
 from unlearn_cli.data.images import Samples
 from unlearn_cli.data.requests import Request, resolve, union
 from unlearn_cli.data.spec import DatasetSpec, load_split
@@ -20,7 +21,8 @@ FORGET_ELBO_MAX = 10000  # the forget-set ELBO is a mean over at most this many 
 
 
 class DataImages:
-    """The images of a dataset, batch by batch; iterable as often as needed."""
+    """The images of a dataset, batch by batch; iterable as often as needed. Under torchrun,
+    this rank's block of batches (`distributed.shard_rows`)."""
 
     def __init__(self, data, batch_size: int, device: torch.device):
         self.data, self.batch_size, self.device = data, batch_size, device
@@ -31,13 +33,18 @@ class DataImages:
     def __iter__(self):
         from unlearn_cli.engine.train import make_loader
 
-        for x, _, _ in make_loader(self.data, self.batch_size, self.device):
+        lo, hi = distributed.shard_rows(len(self.data), self.batch_size)
+        data = (
+            self.data if (lo, hi) == (0, len(self.data)) else self.data.subset(torch.arange(lo, hi))
+        )
+        for x, _, _ in make_loader(data, self.batch_size, self.device):
             yield x
 
 
 class Generated:
     """`n` images decoded from latent vectors drawn with a CPU generator seeded with `seed`,
-    batch by batch, so 10,000 CelebA samples never sit in memory at once."""
+    batch by batch, so 10,000 CelebA samples never sit in memory at once. Every rank draws all
+    n latents; under torchrun each decodes its block of batches (`distributed.shard_rows`)."""
 
     def __init__(
         self, vae: torch.nn.Module, n: int, seed: int, batch_size: int, device: torch.device
@@ -51,7 +58,8 @@ class Generated:
         return len(self.z)
 
     def __iter__(self):
-        for z in self.z.split(self.batch_size):
+        lo, hi = distributed.shard_rows(len(self.z), self.batch_size)
+        for z in self.z[lo:hi].split(self.batch_size):
             with torch.no_grad():
                 yield self.vae.decode(z.to(self.device))  # (B, z) -> (B, C, H, W)
 

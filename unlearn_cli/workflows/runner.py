@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from unlearn_cli import __version__
+from unlearn_cli import __version__, distributed
 from unlearn_cli.data.requests import Request
 from unlearn_cli.engine.checkpoint import Checkpoint, atomic_write, load_checkpoint, save_checkpoint
 from unlearn_cli.engine.progress import Progress
@@ -49,7 +49,8 @@ class Runner:
             self.progress.log(f"reusing {path}")
             return load_checkpoint(path)
         ckpt = make()
-        save_checkpoint(ckpt, path)
+        save_checkpoint(ckpt, path)  # rank 0 writes; under torchrun the others wait for it
+        distributed.barrier()
         self.made += 1
         return load_checkpoint(path)
 

@@ -1,0 +1,128 @@
+"""torchrun with 2 CPU processes (gloo): the same numbers as one process, one writer, and a
+failing rank that stops the run instead of hanging it.
+
+Each test launches `python -m torch.distributed.run --standalone --nproc-per-node 2`, the
+command users run, so it exercises the process group, the rank-0-only output and torchrun's own
+failure handling; a few seconds each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import distributed_worker as worker
+import pytest
+import torch
+from safetensors.torch import load_file
+
+TESTS = Path(__file__).parent
+TIMEOUT = 240  # seconds; a hang fails the test instead of stalling the suite
+
+
+def torchrun(*args, nproc: int = 2) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    cmd += [f"--nproc-per-node={nproc}", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=TIMEOUT)
+
+
+def unlearn(*args) -> list[str]:
+    return ["-m", "unlearn_cli", *args]
+
+
+def test_surgery_step_on_two_ranks_is_the_single_process_step(tmp_path):
+    out = tmp_path / "two.safetensors"
+    run = torchrun(TESTS / "distributed_worker.py", "surgery", out)
+    assert run.returncode == 0, run.stderr
+    two = load_file(out)
+    one = worker.surgery_step_on(slice(None))  # the whole global batch in one process
+    assert two.keys() == one.keys()
+    moved = max((one[k] - worker.tiny_vae().state_dict()[k]).abs().max().item() for k in one)
+    assert moved > 1e-4  # the step did something
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], atol=1e-6, rtol=0)
+
+
+def test_projecting_per_rank_then_averaging_is_a_different_step():
+    """Why g_f and g_r are all-reduced before the projection: the other order differs."""
+    from unlearn_cli.methods import scoped_parameters
+    from unlearn_cli.methods.surgery import flat_grad, project
+
+    worker.no_noise()
+    model = worker.tiny_vae()
+    params = scoped_parameters(model, "decoder")
+    x_f, x_r = worker.global_batches()
+
+    def grads(rows):
+        return flat_grad(model.loss(x_f[rows]), params), flat_grad(model.loss(x_r[rows]), params)
+
+    g_f, g_r = grads(slice(None))
+    halves = [grads(slice(0, 8)), grads(slice(8, 16))]
+    per_rank = sum(project(-f, r) for f, r in halves) / 2
+    global_first = project(-g_f, g_r)
+    assert torch.dot(global_first, g_r).abs() < 1e-3 * g_r.norm() * global_first.norm()
+    assert (per_rank - global_first).norm() > 1e-3 * global_first.norm()
+
+
+def test_evaluate_on_two_ranks_gives_the_single_process_metrics(cli, tiny_vae, tiny_judge):
+    args = ("evaluate", tiny_vae, "--judge", tiny_judge, "--target", "class:1")
+    args += ("--samples", "300", "--batch-size", "64", "--device", "cpu", "--json")
+    one = cli(*args)
+    assert one.exit_code == 0, one.stderr
+    two = torchrun(*unlearn(*args))
+    assert two.returncode == 0, two.stderr
+    a, b = json.loads(one.stdout), json.loads(two.stdout)  # rank 0 alone prints: one document
+    for part in ("privacy", "utility"):
+        assert a[part].keys() == b[part].keys()
+        for key, value in a[part].items():
+            if value is None:
+                assert b[part][key] is None, key
+            else:
+                assert b[part][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+
+
+def test_train_on_two_ranks_writes_one_valid_checkpoint(tmp_path):
+    from unlearn_cli.engine.checkpoint import load_checkpoint
+
+    out = tmp_path / "m.safetensors"
+    args = ("train", "--classes", "1,3", "--limit", "200", "--epochs", "1", "--batch-size", "32")
+    run = torchrun(*unlearn(*args, "--latent-dim", "4", "--device", "cpu", "--out", out))
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]  # no temp files
+    ckpt = load_checkpoint(out, "vae")
+    assert ckpt.training["world_size"] == 2 and ckpt.training["backend"] == "gloo"
+    assert ckpt.training["batch_size"] == 32  # the global batch, 16 per rank
+    assert run.stdout.count("trained vae") == 1  # rank 0 alone reports
+    assert run.stderr.count(f"wrote {out}") == 1 and run.stderr.count("vae epoch 1/1") == 1
+
+
+def test_a_global_batch_that_does_not_divide_is_refused(tmp_path):
+    out = tmp_path / "m.safetensors"
+    args = ("train", "--classes", "1,3", "--limit", "200", "--epochs", "1", "--batch-size", "33")
+    run = torchrun(*unlearn(*args, "--device", "cpu", "--out", out))
+    assert run.returncode != 0
+    assert run.stderr.count("batch size 33 does not divide among 2 processes") == 1
+    assert not out.exists()
+
+
+def test_a_failing_rank_stops_the_run_without_hanging():
+    run = torchrun(TESTS / "distributed_worker.py", "fail")  # a hang raises TimeoutExpired
+    assert run.returncode != 0
+    assert "error: rank 1: unexpected RuntimeError: injected failure" in run.stderr
+
+
+@pytest.mark.parametrize("method", ["surgery", "redirect"])
+def test_forget_on_two_ranks_records_the_world_in_the_lineage(tmp_path, tiny_vae, method):
+    from unlearn_cli.engine.checkpoint import load_checkpoint
+
+    out = tmp_path / "f.safetensors"
+    args = ("forget", tiny_vae, "--class", "1", "--method", method, "--out", out, "--json")
+    run = torchrun(*unlearn(*args, "--device", "cpu"))
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["out"] == str(out)  # one JSON document, from rank 0
+    entry = load_checkpoint(out, "vae").lineage[-1]
+    assert (entry["world_size"], entry["backend"], entry["method"]) == (2, "gloo", method)

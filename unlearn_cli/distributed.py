@@ -1,0 +1,133 @@
+"""One process or many: what torchrun tells a process, and the few collectives the engine needs.
+
+`torchrun --nproc-per-node N -m unlearn_cli ...` starts N copies of the command with RANK,
+WORLD_SIZE and LOCAL_RANK in their environment; `join()` (called when the command resolves its
+device) makes them one process group, gloo on CPU and nccl on CUDA. Every helper here is the
+identity on a single process, so the engine's code reads the same either way:
+
+- `shard_rows(n, batch_size)`: the contiguous rows of n whose batches this rank computes;
+- `gather_batches(bs)`: every rank's batches back in global order, on every rank;
+- `mean_(t)`: the mean of a tensor over ranks, in place (gradients);
+- `is_main()`: rank 0, the only rank that writes files and prints.
+
+Nothing here is torch.distributed's own launcher or data sampler: those are used as they are.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    backend: str | None = None  # None: a single process, no process group
+
+    def to_dict(self) -> dict:
+        return {"world_size": self.size, "backend": self.backend}
+
+
+def launched() -> bool:
+    """Started by torchrun (or any launcher that sets its environment variables)."""
+    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+
+
+def env_rank() -> int:
+    """This process's rank as the launcher named it, before any process group exists."""
+    return int(os.environ.get("RANK", "0")) if launched() else 0
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0")) if launched() else 0
+
+
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def world() -> World:
+    if not active():
+        return World()
+    return World(dist.get_rank(), dist.get_world_size(), local_rank(), dist.get_backend())
+
+
+def is_main() -> bool:
+    return world().rank == 0 if active() else env_rank() == 0
+
+
+def join(device: torch.device) -> World:
+    """Join torchrun's process group once, with the backend that suits `device`: nccl for CUDA,
+    gloo for CPU. A process that torchrun did not start stays alone."""
+    if not launched() or active():
+        return world()
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend=backend)
+    atexit.register(leave)
+    return world()
+
+
+def leave() -> None:
+    if active():
+        dist.destroy_process_group()
+
+
+def shard_rows(n: int, batch_size: int) -> tuple[int, int]:
+    """The rows [lo, hi) of n rows, in batches of `batch_size`, that this rank computes: a
+    contiguous block of whole batches, so that every batch is the batch a single process
+    would have computed, and the blocks in rank order are the rows in order."""
+    w = world()
+    if w.size == 1:
+        return 0, n
+    batches = -(-n // batch_size)
+    per_rank = -(-batches // w.size)
+    return min(n, w.rank * per_rank * batch_size), min(n, (w.rank + 1) * per_rank * batch_size)
+
+
+def gather_batches(batches: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Every rank's batches, in rank order, on every rank (each on the device it came from on
+    this rank, or the CPU). A rank may have computed fewer batches, or none."""
+    w = world()
+    if w.size == 1:
+        return batches
+    device = batches[0].device if batches else torch.device("cpu")
+    parts: list = [None] * w.size
+    # pickled between our own processes only; a user's file is never unpickled
+    dist.all_gather_object(parts, [b.cpu() for b in batches])
+    return [b.to(device) for part in parts for b in part]
+
+
+def mean_(t: torch.Tensor) -> torch.Tensor:
+    """`t` replaced by its mean over the ranks (in place), and returned."""
+    if world().size > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        t /= world().size
+    return t
+
+
+def sum_(t: torch.Tensor) -> torch.Tensor:
+    if world().size > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def broadcast(value):
+    """Rank 0's `value` on every rank (any picklable value of our own making)."""
+    if world().size == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier() -> None:
+    if world().size > 1:
+        dist.barrier()
