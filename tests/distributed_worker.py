@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 
 import torch
 import typer
@@ -28,12 +30,19 @@ def global_batches() -> tuple[torch.Tensor, torch.Tensor]:
     return tuple(torch.rand(GLOBAL_BATCH, 1, 28, 28, generator=g) for _ in range(2))
 
 
-def no_noise() -> None:
-    """Zero reparameterisation noise, so that a rank's half batch and the single process's
-    whole batch see the same noise; what the test compares is how gradients are combined."""
+@contextlib.contextmanager
+def no_noise() -> Iterator[None]:
+    """Zero reparameterisation noise inside the block, so that a rank's half batch and the
+    single process's whole batch see the same noise; what the test compares is how gradients
+    are combined."""
     import unlearn_cli.models.vae as vae_module
 
+    saved = vae_module.cpu_normal
     vae_module.cpu_normal = lambda rows, cols: torch.zeros(rows, cols)
+    try:
+        yield
+    finally:
+        vae_module.cpu_normal = saved
 
 
 def surgery_step_on(rows: slice) -> dict[str, torch.Tensor]:
@@ -41,12 +50,12 @@ def surgery_step_on(rows: slice) -> dict[str, torch.Tensor]:
     from unlearn_cli.methods import scoped_parameters
     from unlearn_cli.methods.surgery import surgery_step
 
-    no_noise()
     model = tiny_vae()
     params = scoped_parameters(model, "decoder")
     opt = torch.optim.Adam(params, lr=1e-3)
     x_f, x_r = global_batches()
-    surgery_step(model, params, x_f[rows], x_r[rows], "always")
+    with no_noise():
+        surgery_step(model, params, x_f[rows], x_r[rows], "always")
     opt.step()
     return {name: p.detach().clone().contiguous() for name, p in model.named_parameters()}
 

@@ -69,6 +69,8 @@ def test_round_trip_is_bit_exact(trained, tiny_spec, tiny_vae_config, tmp_path):
         "lr": 1e-3,
         "seed": 0,
         "device": "cpu",
+        "world_size": 1,  # one process, no torch.distributed backend
+        "backend": None,
     }
     assert loaded.train_ids_sha256 == ids_sha256(training_set(tiny_spec).ids)
     assert loaded.num_samples == 300

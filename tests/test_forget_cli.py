@@ -58,7 +58,7 @@ def test_forget_writes_a_child_with_lineage_and_leaves_the_input_alone(
     (entry,) = meta["lineage"]
     assert [r["id"] for r in entry["requests"]] == ["gdpr-1", "gdpr-2"]
     assert entry["forgotten_count"] == summary["forget_samples"]
-    assert entry["method"] == "redirect" and entry["hyperparameters"]["lr"] == 3e-4
+    assert entry["method"] == "redirect" and entry["hyperparameters"]["lr"] == 1.5e-4
     assert entry["parent_sha256"] == load_checkpoint(model).sha256
     assert entry["wall_seconds"] > 0 and len(entry["forgotten_sha256"]) == 64
     receipts = [json.loads(line) for line in ledger.read_text().splitlines()]

@@ -184,7 +184,7 @@ def forget(
     lr: Annotated[
         float | None,
         typer.Option(
-            help="\\[default: redirect 3e-4; surgery, ascent 5e-4 MNIST, 1e-5 CelebA; retrain: "
+            help="\\[default: redirect 1.5e-4; surgery, ascent 5e-4 MNIST, 1e-5 CelebA; retrain: "
             "the checkpoint's]"
         ),
     ] = None,
