@@ -65,7 +65,8 @@ def test_result_has_the_documented_structure(tiny_vae, tiny_judge):
     r = evaluate(vae, judge, target="class:1", samples=200, batch_size=64)
     top = ["model", "dataset", "target", "samples", "seed", "privacy", "utility", "cost"]
     assert list(r) == [*top, "judge"]
-    assert list(r["privacy"]) == ["fratio", "mia_auc", "mia_auc_reference"]
+    attacks = ["mia_auc", "mia_tpr_at_1fpr", "mia_calibrated_auc", "mia_calibrated_tpr_at_1fpr"]
+    assert list(r["privacy"]) == ["fratio", *attacks, *(f"{k}_reference" for k in attacks)]
     assert list(r["utility"]) == [
         "is",
         "fid",
@@ -81,7 +82,7 @@ def test_result_has_the_documented_structure(tiny_vae, tiny_judge):
     assert r["model"] == str(tiny_vae) and r["target"] == "class:1"
     assert (r["samples"], r["seed"]) == (200, 0)
     assert 0.0 <= r["privacy"]["fratio"] <= 1.0
-    assert r["privacy"]["mia_auc"] is None and r["privacy"]["mia_auc_reference"] is None
+    assert all(r["privacy"][k] is None for k in r["privacy"] if k != "fratio")
     assert 1.0 <= r["utility"]["is"] <= 3.0  # at most the judge's number of classes
     assert r["utility"]["fid"] >= 0.0
     assert r["utility"]["retain_elbo"] > 0 and r["utility"]["forget_elbo"] > 0
@@ -184,10 +185,24 @@ def test_membership_inference_sees_memorised_samples(tmp_path):
         spec, cfg, TrainConfig(epochs=400, batch_size=10, seed=0), torch.device("cpu"), data=few
     )
     ckpt.lineage = [forget_entry([{"id": "r", "indices": few.ids.tolist()}])]
-    r = evaluate(
-        load_checkpoint(save_checkpoint(ckpt, tmp_path / "m.safetensors")), None, samples=10
-    )
+    model = load_checkpoint(save_checkpoint(ckpt, tmp_path / "m.safetensors"))
+    r = evaluate(model, None, samples=10)
     assert r["privacy"]["mia_auc"] > 0.9
+    assert r["privacy"]["mia_tpr_at_1fpr"] > 0.1  # 10x chance: members stand out at 1% FPR
+    assert r["privacy"]["mia_calibrated_auc"] is None  # no shadow, no calibrated attack
+    # a shadow trained the same way on 10 other samples never saw the members
+    other = data.subset(torch.arange(10, 20))
+    shadow = train_vae(
+        spec, cfg, TrainConfig(epochs=400, batch_size=10, seed=1), torch.device("cpu"), data=other
+    )
+    shadow = load_checkpoint(save_checkpoint(shadow, tmp_path / "shadow.safetensors"))
+    r = evaluate(model, None, samples=10, shadows=[shadow])
+    assert r["privacy"]["mia_calibrated_auc"] > 0.9
+    assert r["privacy"]["mia_calibrated_tpr_at_1fpr"] > 0.1
+    # the model as its own shadow: every calibrated score is 0, so the attack learns nothing
+    r = evaluate(model, None, samples=10, shadows=[model])
+    assert r["privacy"]["mia_calibrated_auc"] == pytest.approx(0.5)
+    assert r["privacy"]["mia_calibrated_tpr_at_1fpr"] == 0.0
 
 
 def test_retrain_reference_reads_its_exclusions(tiny_vae, tmp_path):
@@ -261,6 +276,19 @@ def test_json_is_the_only_output(cli, tiny_vae, tiny_judge):
     data = parse_json(run(cli, tiny_vae, "--target", "class:1", "--json", judge=tiny_judge))
     assert data["target"] == "class:1" and data["samples"] == 200
     assert set(data) >= {"privacy", "utility", "cost", "judge"}
+
+
+def test_shadow_models_add_the_calibrated_attack(
+    cli, tiny_vae, tiny_judge, forgotten_ids, tmp_path
+):
+    requests = [{"id": "r1", "indices": forgotten_ids}]
+    forgot = variant(tiny_vae, tmp_path / "forgot.safetensors", lineage=[forget_entry(requests)])
+    data = parse_json(run(cli, forgot, "--shadow", tiny_vae, "--shadow", tiny_vae, "--json"))
+    privacy = data["privacy"]
+    assert 0.0 <= privacy["mia_calibrated_auc"] <= 1.0
+    assert 0.0 <= privacy["mia_calibrated_tpr_at_1fpr"] <= 1.0
+    r = run(cli, forgot, "--shadow", tiny_judge)
+    assert r.exit_code == 2 and "judge" in r.stderr and len(stderr_lines(r)) == 1
 
 
 def test_table_groups_privacy_utility_cost(cli, tiny_vae, tiny_judge):

@@ -188,6 +188,42 @@ def naive_auc(members: list[float], nonmembers: list[float]) -> float:
     return wins / (len(members) * len(nonmembers))
 
 
+def test_tpr_at_fpr_matches_counting_above_the_threshold():
+    from unlearn_cli.metrics.privacy import tpr_at_fpr
+
+    g = torch.Generator().manual_seed(0)
+    nonmembers = torch.randn(1000, generator=g)
+    members = torch.randn(200, generator=g) + 1.0
+    threshold = nonmembers.sort(descending=True).values[10]  # 10 of 1000 above it: 1% FPR
+    expected = (members > threshold).double().mean().item()
+    assert tpr_at_fpr(members, nonmembers, 0.01) == pytest.approx(expected)
+    assert tpr_at_fpr(nonmembers + 100, nonmembers, 0.01) == 1.0  # separable: all caught
+    assert tpr_at_fpr(nonmembers - 100, nonmembers, 0.01) == 0.0
+    # weights: the heavier half of the non-members alone sets the threshold
+    w = torch.cat([torch.zeros(500), torch.ones(500)]).double()
+    heavy = nonmembers[500:].sort(descending=True).values[5]  # 5 of 500 above: 1%
+    expected = (members > heavy).double().mean().item()
+    assert tpr_at_fpr(members, nonmembers, 0.01, w) == pytest.approx(expected)
+
+
+def test_calibrated_scores_remove_what_models_that_never_saw_a_sample_also_do():
+    """Easy images (low -ELBO under every model) are not members: calibration takes their ease
+    out, so only what training on a sample added is left, and the attack finds the members."""
+    from unlearn_cli.metrics.privacy import calibrated_scores, mia_auc
+
+    g = torch.Generator().manual_seed(0)
+    ease = torch.randn(400, generator=g) * 20  # per-image difficulty, shared by every model
+    member = torch.arange(400) < 200
+    nelbo = 100 + ease - 3.0 * member  # the model explains its members 3 nats better
+    shadows = [100 + ease + torch.randn(400, generator=g) for _ in range(4)]
+    plain = mia_auc(-nelbo[member], -nelbo[~member])
+    scores = calibrated_scores(nelbo, shadows)
+    calibrated = mia_auc(scores[member], scores[~member])
+    assert plain < 0.6 and calibrated > 0.9
+    with pytest.raises(ValueError):
+        calibrated_scores(nelbo, [])
+
+
 def test_mia_auc_extremes_and_ties():
     assert mia_auc(torch.tensor([5.0, 6.0]), torch.tensor([1.0, 2.0, 3.0])) == 1.0
     assert mia_auc(torch.tensor([1.0, 2.0]), torch.tensor([5.0, 6.0])) == 0.0

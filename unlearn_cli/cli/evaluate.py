@@ -70,6 +70,14 @@ CompareGridOpt = Annotated[
         "--reference's, if given, right of it)."
     ),
 ]
+ShadowOpt = Annotated[
+    list[Path] | None,
+    _option(
+        "A shadow VAE: trained like the model on data that holds neither the forgotten samples "
+        "nor the test split. Repeatable; with it the report adds the calibrated "
+        'membership-inference attack (README, "Memorisation").'
+    ),
+]
 MaxFratioOpt = Annotated[float | None, _option("Gate: exit 3 when fratio is above this.")]
 MaxFidOpt = Annotated[float | None, _option("Gate: exit 3 when FID is above this.")]
 MaxMiaOpt = Annotated[float | None, _option("Gate: exit 3 when the MIA AUC is above this.")]
@@ -119,6 +127,14 @@ def _rows(result: dict) -> list[tuple[str, str, float | None, str]]:
     return [
         ("PRIVACY", "fratio (lower is better)", privacy["fratio"], fratio_note),
         ("", "MIA AUC (0.5 is ideal)", privacy["mia_auc"], mia_note),
+        ("", "MIA TPR at 1% FPR", privacy["mia_tpr_at_1fpr"], "0.01 is chance"),
+        (
+            "",
+            "calibrated MIA AUC",
+            privacy["mia_calibrated_auc"],
+            "needs --shadow" if privacy["mia_auc"] is not None else mia_note,
+        ),
+        ("", "calibrated TPR at 1% FPR", privacy["mia_calibrated_tpr_at_1fpr"], ""),
         ("UTILITY", "IS (higher is better)", utility["is"], needs_judge or "judge's classes"),
         ("", "FID (lower is better)", utility["fid"], needs_judge or "vs held-out retain images"),
         ("", "precision", utility["precision"], needs_judge or "samples that look like real data"),
@@ -157,6 +173,7 @@ def evaluate(
     judge: JudgeOpt = None,
     target: TargetOpt = None,
     reference: ReferenceOpt = None,
+    shadow: ShadowOpt = None,
     manifest: ManifestOpt = None,
     samples: SamplesOpt = 10000,
     seed: SeedOpt = 0,
@@ -220,6 +237,7 @@ def evaluate(
     judge_ckpt = load_checkpoint(judge, kind="judge", device=dev) if judge else None
     ref_ckpt = load_checkpoint(reference, kind="vae", device=dev) if reference else None
     before = load_checkpoint(compare_grid, kind="vae", device=dev) if compare_grid else None
+    shadows = [load_checkpoint(p, kind="vae", device=dev) for p in shadow or []]
     for other in (before, ref_ckpt if grid is not None else None):
         if other is not None:
             check_grid_pair(vae, other)
@@ -235,6 +253,7 @@ def evaluate(
         root=str(data_dir) if data_dir else None,
         reference=ref_ckpt,
         requests=requests,
+        shadows=shadows,
     )
     # after the checks inside evaluate(), so that a bad input stays a one-line error
     if judge_ckpt is None:

@@ -75,6 +75,54 @@ def mia_auc(
     return float(wins.sum() / (m * below[-1]))
 
 
+def tpr_at_fpr(
+    member_scores: torch.Tensor,
+    nonmember_scores: torch.Tensor,
+    fpr: float = 0.01,
+    nonmember_weights: torch.Tensor | None = None,
+) -> float:
+    """Share of members an attack catches when it may wrongly accuse at most `fpr` of the
+    non-members: the threshold is the smallest score that at most `fpr` of the (weighted)
+    non-members exceed, and a member counts when it scores above it.
+
+    Carlini et al. 2022 ("Membership inference attacks from first principles") report this
+    rather than the AUC alone: an average over all thresholds hides the few samples that leak,
+    which are the ones a deletion request is about. Chance is `fpr`.
+    """
+    members = torch.as_tensor(member_scores, dtype=torch.float64).flatten()
+    nonmembers = torch.as_tensor(nonmember_scores, dtype=torch.float64).flatten()
+    if len(members) == 0 or len(nonmembers) == 0:
+        raise ValueError("tpr_at_fpr needs members and non-members")
+    if not 0 <= fpr < 1:
+        raise ValueError(f"fpr must be in [0, 1), got {fpr}")
+    weights = (
+        torch.ones(len(nonmembers), dtype=torch.float64)
+        if nonmember_weights is None
+        else torch.as_tensor(nonmember_weights, dtype=torch.float64).flatten()
+    )
+    order = nonmembers.argsort(descending=True)
+    above = torch.cumsum(weights[order], 0) / weights.sum()  # (n,) share at or above each score
+    # the highest non-member scores whose share stays within fpr may lie above the threshold
+    allowed = int((above <= fpr + 1e-12).sum())
+    threshold = nonmembers[order][allowed] if allowed < len(order) else -torch.inf
+    return (members > threshold).double().mean().item()
+
+
+def calibrated_scores(nelbo: torch.Tensor, shadow_nelbos: list[torch.Tensor]) -> torch.Tensor:
+    """Membership scores calibrated per sample (the offline variant of LiRA, Carlini et al.
+    2022, with a difference instead of a fitted Gaussian): how much better the model explains a
+    sample than reference models that never saw it do, -(nelbo - mean of the shadows' nelbo).
+
+    The plain attack's score, -nelbo, mostly says how easy an image is (a thin 1 is explained
+    better than any 8, member or not); subtracting what models that never saw it achieve leaves
+    what training on it added.
+    """
+    if not shadow_nelbos:
+        raise ValueError("calibrated_scores needs at least one shadow model's scores")
+    reference = torch.stack([s.double() for s in shadow_nelbos]).mean(0)  # (N,)
+    return -(nelbo.double() - reference)
+
+
 def class_mix_weights(member_labels: torch.Tensor, nonmember_labels: torch.Tensor) -> torch.Tensor:
     """Weights (N_nonmembers,) float64 that give each class of non-members the share it has
     among the members: w = (members of its class / members) / (non-members of its class).

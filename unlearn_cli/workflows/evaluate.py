@@ -23,6 +23,7 @@ from unlearn_cli.metrics import (
     precision_recall,
 )
 from unlearn_cli.metrics.fidelity import DEFAULT_K, pixel_features
+from unlearn_cli.metrics.privacy import calibrated_scores, tpr_at_fpr
 from unlearn_cli.workflows.cost import cost
 from unlearn_cli.workflows.image_sets import DataImages, EvalSets, Generated, eval_sets, subset
 from unlearn_cli.workflows.judges import check_judge, judge_classes
@@ -49,6 +50,7 @@ def evaluate(
     root: str | None = None,
     reference: Checkpoint | None = None,
     requests: list[Request] | None = None,
+    shadows: list[Checkpoint] | None = None,
 ) -> dict:
     """Privacy, utility and cost of the generator in `vae`, as a JSON-ready dict.
 
@@ -65,6 +67,11 @@ def evaluate(
     forgotten samples), and `reference` (the retrained VAE) is scored on the
     same two sets. With a judge, `reference` also gives `fid_reference`: the FID between this
     model's samples and the reference's, the direct measure of "looks like retraining".
+
+    Besides the AUC, each attack reports its true-positive rate at 1% false positives. `shadows`
+    (VAEs of the same kind trained on data that holds neither the forgotten samples nor the test
+    split) add the calibrated attack, whose score is how much better the model explains a
+    sample than the shadows do (`metrics.privacy.calibrated_scores`).
     """
     progress = progress or NullProgress()
     device = torch.device(device)
@@ -90,11 +97,15 @@ def evaluate(
         check_judge(judge, vae, tgt)
     if reference is not None:
         check_reference(reference, vae)
+    for shadow in shadows or []:
+        check_reference(shadow, vae, "--shadow")
 
     progress.start("evaluate", total=3)
     sets = eval_sets(vae.dataset, tgt, sample_requests, root, seed)
     progress.advance(1, "data")
-    privacy, elbos = _elbo_metrics(vae, reference, sets, tgt, seed, batch_size, device, progress)
+    privacy, elbos = _elbo_metrics(
+        vae, reference, sets, tgt, seed, batch_size, device, progress, shadows
+    )
     progress.advance(1, "elbo")
     # one pass over the samples and the real images serves the judge and the pixel metrics
     fakes = PixelTap(Generated(vae.model.to(device).eval(), samples, seed, batch_size, device))
@@ -166,8 +177,9 @@ def _elbo_metrics(
     batch_size: int,
     device: torch.device,
     progress: Progress,
+    shadows: list[Checkpoint] | None = None,
 ) -> tuple[dict, dict]:
-    """({mia_auc, mia_auc_reference}, {retain_elbo, forget_elbo}) from negative ELBOs."""
+    """(MIA_KEYS, {retain_elbo, forget_elbo}) from negative ELBOs."""
 
     def nelbo(model: torch.nn.Module, data) -> torch.Tensor:
         return negative_elbo(
@@ -183,21 +195,50 @@ def _elbo_metrics(
         else:
             on_forget = nelbo(vae.model, sets.forget)
         forget_elbo = on_forget.mean().item()
-    auc = auc_reference = None
-    if on_members is not None:  # higher score = more likely a member: score = -negative ELBO
-        auc = mia_auc(-on_members, -on_test[sets.nonmember_mask], sets.nonmember_weights)
-    if reference is not None and sets.members is not None:
-        warn_if_not_retrained(reference, sets, progress)
-        ref_test, ref_members = (
-            nelbo(reference.model, sets.test),
-            nelbo(reference.model, sets.members),
-        )
-        auc_reference = mia_auc(
-            -ref_members, -ref_test[sets.nonmember_mask], sets.nonmember_weights
-        )
-    privacy = {"mia_auc": auc, "mia_auc_reference": auc_reference}
+    privacy = dict.fromkeys(MIA_KEYS)
+    if sets.members is not None and on_members is not None:
+        assert sets.nonmember_mask is not None  # eval_sets sets both
+        mask, weights = sets.nonmember_mask, sets.nonmember_weights
+        shadow = None  # what models that never saw them make of members and non-members
+        if shadows:
+            shadow = [(nelbo(s.model, sets.members), nelbo(s.model, sets.test)) for s in shadows]
+        privacy.update(_attacks(on_members, on_test[mask], shadow, mask, weights))
+        if reference is not None:
+            warn_if_not_retrained(reference, sets, progress)
+            ref = _attacks(
+                nelbo(reference.model, sets.members),
+                nelbo(reference.model, sets.test)[mask],
+                shadow,
+                mask,
+                weights,
+            )
+            privacy.update({f"{k}_reference": v for k, v in ref.items()})
     elbos = {"retain_elbo": on_test[sets.retain_mask].mean().item(), "forget_elbo": forget_elbo}
     return privacy, elbos
+
+
+# membership inference: the plain ELBO attack and, with shadow models, the calibrated one; each
+# also "..._reference", the same attack on the retrained reference
+MIA_KEYS = tuple(
+    f"{k}{suffix}"
+    for suffix in ("", "_reference")
+    for k in ("mia_auc", "mia_tpr_at_1fpr", "mia_calibrated_auc", "mia_calibrated_tpr_at_1fpr")
+)
+
+
+def _attacks(members, nonmembers, shadow, mask, weights) -> dict:
+    """AUC and TPR at 1% FPR of the plain attack (score -nelbo) and, given `shadow` (each
+    shadow's (members, test) nelbo), of the calibrated one."""
+    out = {
+        "mia_auc": mia_auc(-members, -nonmembers, weights),
+        "mia_tpr_at_1fpr": tpr_at_fpr(-members, -nonmembers, 0.01, weights),
+    }
+    if shadow:
+        m = calibrated_scores(members, [s_members for s_members, _ in shadow])
+        n = calibrated_scores(nonmembers, [s_test[mask] for _, s_test in shadow])
+        out["mia_calibrated_auc"] = mia_auc(m, n, weights)
+        out["mia_calibrated_tpr_at_1fpr"] = tpr_at_fpr(m, n, 0.01, weights)
+    return out
 
 
 def _judge_metrics(

@@ -16,20 +16,22 @@ from unlearn_cli.workflows.image_sets import EvalSets
 from unlearn_cli.workflows.targets import forgotten_requests
 
 
-def check_reference(reference: Checkpoint, vae: Checkpoint) -> None:
-    """A reference must be a VAE trained on the model's dataset and digits."""
+def check_reference(reference: Checkpoint, vae: Checkpoint, role: str = "--reference") -> None:
+    """A reference (or a shadow model, `role="--shadow"`) must be a VAE of the model's dataset
+    and digits."""
     r, v = reference.dataset, vae.dataset
-    name = reference.path or "the reference"
+    name = reference.path or f"the {role.lstrip('-')} model"
+    what = (
+        "the VAE retrained without the forgotten samples"
+        if role == "--reference"
+        else "a VAE trained on data without the forgotten samples and the test split"
+    )
     if reference.kind != "vae":
-        raise CheckpointError(
-            f"--reference {name}: is a {reference.kind} checkpoint; it must be "
-            "the VAE retrained without the forgotten samples"
-        )
+        raise CheckpointError(f"{role} {name}: is a {reference.kind} checkpoint; it must be {what}")
     if (r.name, r.classes) != (v.name, v.classes):
         raise UsageError(
-            f"--reference {name} was trained on {r.describe()} but the model on "
-            f"{v.describe()}; it must be retrained on the same data minus the "
-            "forgotten samples (`unlearn train --exclude MANIFEST`)"
+            f"{role} {name} was trained on {r.describe()} but the model on "
+            f"{v.describe()}; it must be {what}, on the same dataset and digits"
         )
 
 

@@ -19,7 +19,7 @@ from unlearn_cli.engine.checkpoint import Checkpoint, atomic_write, load_checkpo
 from unlearn_cli.engine.progress import Progress
 from unlearn_cli.workflows.experiment import Experiment, MethodRun
 
-METRICS_VERSION = 2  # what evaluate() reports; raise it when a metric is added or changed
+METRICS_VERSION = 3  # what evaluate() reports; raise it when a metric is added or changed
 
 
 def slug(label: str) -> str:
