@@ -67,6 +67,42 @@ def test_forget_writes_a_child_with_lineage_and_leaves_the_input_alone(
     assert receipts[1]["selected"] == 1
 
 
+def test_each_forget_records_its_retain_drift_and_warns_past_10_percent(cli, model, tmp_path):
+    """A forget measures the retained data's loss before and after; the lineage compounds it,
+    and past 10% the command advises retraining."""
+    import torch
+
+    from unlearn_cli.data.requests import parse_requests
+    from unlearn_cli.engine.checkpoint import save_checkpoint
+    from unlearn_cli.workflows.forget import cumulative_drift, plan_forget, probe_loss
+
+    child = tmp_path / "child.safetensors"
+    first = cli("forget", model, "--class", "1", "--out", child, "--json")
+    summary = parse_json(first)
+    (entry,) = read_metadata(child)["lineage"]
+    assert summary["retain_drift"] == entry["retain_drift"]
+    assert ("retraining from scratch" in first.stderr) == (entry["retain_drift"] > 0.10)
+    # recomputed by hand: the loss of the first 512 retained samples, after over before
+    parent, after = load_checkpoint(model), load_checkpoint(child)
+    plan = plan_forget(parent, parse_requests({"requests": entry["requests"]}, "test"))
+    probe = plan.retain.subset(torch.arange(min(512, len(plan.retain))))
+    cpu = torch.device("cpu")
+    expected = probe_loss(after.model, probe, cpu) / probe_loss(parent.model, probe, cpu) - 1
+    assert entry["retain_drift"] == pytest.approx(expected, abs=1e-5)
+    drifts = [{"retain_drift": 0.05}, {"retain_drift": 0.05}, {}]  # {}: written before drift
+    assert cumulative_drift(drifts) == pytest.approx(0.1025)
+    # a lineage that already drifted 50%: the next forget reports it and advises retraining
+    drifted = load_checkpoint(child)
+    drifted.lineage[0]["retain_drift"] = 0.5
+    save_checkpoint(drifted, tmp_path / "drifted.safetensors")
+    out = tmp_path / "again.safetensors"
+    again = cli("forget", tmp_path / "drifted.safetensors", "--class", "3", "--out", out, "--json")
+    total = parse_json(again)["cumulative_retain_drift"]
+    second = read_metadata(out)["lineage"][1]["retain_drift"]
+    assert total == pytest.approx(1.5 * (1 + second) - 1, abs=1e-6) and total > 0.10
+    assert "retraining from scratch" in again.stderr
+
+
 def test_rerunning_a_manifest_on_the_child_changes_nothing(cli, model, manifest, tmp_path):
     child = tmp_path / "child.safetensors"
     parse_json(cli("forget", model, "--manifest", manifest, "--out", child, "--json"))

@@ -85,6 +85,8 @@ def summarise(
         "out": None,
         "sha256": None,
         "wall_seconds": None,
+        "retain_drift": None,  # the retained data's loss, relative change by this operation
+        "cumulative_retain_drift": None,  # ... compounded over the whole lineage
         "device": str(dev),
     }
 
@@ -117,15 +119,29 @@ def run_and_save(ckpt, plan: Plan, algo, cfg, dev, target: Path, ledger, overwri
     """Run the method with a Rich progress display, write the child (and the receipts); returns
     what the result adds: the output, its sha256, the time and the resolved hyperparameters."""
     from unlearn_cli.cli.progress import RichProgress
-    from unlearn_cli.workflows.forget import run_forget, save_forget
+    from unlearn_cli.workflows.forget import (
+        RETRAIN_DRIFT,
+        cumulative_drift,
+        run_forget,
+        save_forget,
+    )
 
     child = run_forget(ckpt, plan, algo, cfg, dev, RichProgress())
     save_forget(child, ckpt, plan, target, ledger, overwrite=overwrite)
+    drift = cumulative_drift(child.lineage)
+    if drift > RETRAIN_DRIFT:
+        note(
+            f"warning: over {len(child.lineage)} forget operation(s) the retained data's loss "
+            f"has risen {drift:.1%} (above {RETRAIN_DRIFT:.0%}); retraining from scratch "
+            "(`unlearn forget --method retrain`) would restore it"
+        )
     return dict(
         out=str(target),
         sha256=child.sha256,
         wall_seconds=child.lineage[-1]["wall_seconds"],
         hyperparameters=child.lineage[-1]["hyperparameters"],
+        retain_drift=child.lineage[-1]["retain_drift"],
+        cumulative_retain_drift=round(drift, 6),
     )
 
 

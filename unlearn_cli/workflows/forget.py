@@ -3,6 +3,7 @@ method, and write a child checkpoint whose lineage records what was done."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from unlearn_cli.engine.files import file_sha256, recorded_seconds, timestamp
 from unlearn_cli.engine.progress import NullProgress, Progress
 from unlearn_cli.engine.train import start_clock, sync
 from unlearn_cli.errors import DataError
+from unlearn_cli.metrics import negative_elbo
+from unlearn_cli.workflows.image_sets import DataImages
 from unlearn_cli.workflows.ledger import append_receipts, ledger_lock
 
 
@@ -96,10 +99,13 @@ def run_forget(
     """Run `method` on the plan and return the child checkpoint (not yet saved)."""
     assert plan.retain is not None  # plan_forget sets it whenever there is something to do
     progress = progress or NullProgress()
+    probe = plan.retain.subset(torch.arange(min(PROBE_SIZE, len(plan.retain))))
+    before = probe_loss(ckpt.model, probe, device)
     start = start_clock(device)
     model = method.unlearn(ckpt, plan.forget, plan.retain, cfg, device, progress)
     sync(device)
     seconds = time.perf_counter() - start
+    drift = probe_loss(model, probe, device) / before - 1
     entry = {
         "operation": "forget",
         "requests": [r.to_dict() for r in plan.new],
@@ -111,6 +117,7 @@ def run_forget(
         "stats": getattr(method, "stats", {}),  # e.g. fu's threshold and shifted fraction
         "seed": cfg.seed,
         "wall_seconds": recorded_seconds(seconds),
+        "retain_drift": round(drift, 6),  # relative change of the retained data's loss
         "device": device.type,
         **distributed.world().to_dict(),  # world_size, and the backend (None: one process)
         "parent_sha256": ckpt.sha256,
@@ -126,6 +133,32 @@ def run_forget(
         path=None,
         sha256=None,
     )
+
+
+PROBE_SIZE = 512  # retained samples whose loss each forget measures before and after
+RETRAIN_DRIFT = 0.10  # cumulative retain drift past which `unlearn forget` advises retraining
+
+
+@torch.no_grad()
+def probe_loss(model: torch.nn.Module, probe, device: torch.device) -> float:
+    """Mean negative ELBO of the `probe` images (fixed noise): the yardstick of retain drift.
+    `model` itself stays where it is."""
+    if next(model.parameters()).device != device:
+        model = copy.deepcopy(model).to(device)
+    return negative_elbo(model, DataImages(probe, 256, device), 256, seed=0).mean().item()
+
+
+def cumulative_drift(lineage: list[dict]) -> float:
+    """How far the retained data's loss has moved over every forget in `lineage`, compounded:
+    prod(1 + retain_drift) - 1 (entries written before it was recorded count as 0).
+
+    Each forget leaves the retained data's loss a little higher; one by one the steps are small,
+    batch after batch they add up, and a model retrained from scratch has none of it. Past
+    RETRAIN_DRIFT (10%), `unlearn forget` says so (README, "Streams of deletion requests")."""
+    total = 1.0
+    for entry in lineage:
+        total *= 1 + entry.get("retain_drift", 0.0)
+    return total - 1
 
 
 def save_forget(
