@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,34 @@ def test_bar_table_marks_every_miss_against_the_same_seed(tmp_path, capsys):
         "108.0 (4.2) ✗",
         "5.000 (1.414) |",
     ]
+
+
+def test_the_stream_script_runs_batch_after_batch_and_ends_with_the_retrained_model(
+    tiny_vae, tiny_judge, tmp_path
+):
+    """sample_configs/stream.py on the tiny model: 3 batches of 5 samples, the digit 8 asked
+    for with the second; every batch chains on the previous checkpoint."""
+    import subprocess
+    import sys
+
+    from unlearn_cli.engine.checkpoint import load_checkpoint
+
+    out = tmp_path / "stream"
+    args = ["--out", out, "--original", tiny_vae, "--judge", tiny_judge, "--batches", "3"]
+    args += ["--per-batch", "5", "--class-at", "2", "--digit", "8", "--samples", "60"]
+    run = subprocess.run(
+        [sys.executable, str(CONFIGS / "stream.py"), *map(str, args), "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    rows = json.loads((out / "stream.json").read_text())
+    assert [r["model"] for r in rows] == [*(f"after batch {b}" for b in (1, 2, 3)), "retrained"]
+    assert [r["forgotten_samples"] for r in rows] == [5, 10, 15, 15]
+    assert rows[0]["fratio"] is None and rows[1]["fratio"] is not None  # asked with batch 2
+    third = load_checkpoint(out / "after-batch-3.safetensors")
+    assert [len(e["requests"]) for e in third.lineage] == [1, 2, 1]  # one operation per batch
+    compounded = math.prod(1 + e["retain_drift"] for e in third.lineage) - 1
+    assert rows[2]["drift"] == pytest.approx(compounded, abs=1e-6)
+    assert "| after batch 3 |" in run.stdout
