@@ -18,6 +18,7 @@ from unlearn_cli.workflows.gates import gates
 from unlearn_cli.workflows.targets import parse_target
 
 SAMPLES = "200"
+CPU = torch.device("cpu")
 
 
 def variant(path, dest, **changes):
@@ -169,6 +170,36 @@ def test_sample_forgetting_scores_membership_inference(
     assert r["utility"]["is"] is not None
     ref = evaluate(load_checkpoint(retrained), None, samples=50)
     assert ref["target"] == "samples" and ref["cost"]["operation"] == "retrain"
+
+
+def test_the_reference_is_attacked_with_its_own_elbos(
+    tiny_vae, tiny_spec, tiny_vae_config, forgotten_ids, tmp_path
+):
+    """A reference that differs from the model gets its own AUC: the same attack, the same
+    members and non-members and weights, its own negative ELBOs."""
+    from unlearn_cli.data.spec import load_split
+    from unlearn_cli.engine.train import TrainConfig, train_vae
+    from unlearn_cli.metrics import mia_auc, negative_elbo
+    from unlearn_cli.metrics.privacy import class_mix_weights
+    from unlearn_cli.workflows.image_sets import DataImages
+
+    requests = [{"id": "r1", "indices": forgotten_ids}]
+    forgot = variant(tiny_vae, tmp_path / "forgot.safetensors", lineage=[forget_entry(requests)])
+    excluded = dataclasses.replace(tiny_spec, exclude=tuple(requests))
+    ref = train_vae(excluded, tiny_vae_config, TrainConfig(epochs=2, batch_size=32, seed=1), CPU)
+    ref = load_checkpoint(save_checkpoint(ref, tmp_path / "ref.safetensors"))
+    r = evaluate(load_checkpoint(forgot), None, samples=20, reference=ref)["privacy"]
+    train, test = load_split(tiny_spec), load_split(tiny_spec, split="test")
+    members = train.subset(torch.isin(train.ids, torch.tensor(forgotten_ids)).nonzero()[:, 0])
+    same_digits = torch.isin(test.labels, members.labels.unique())  # the non-members
+    weights = class_mix_weights(members.labels, test.labels[same_digits])
+
+    def nelbo(data):  # as evaluate() reads them: batches of 500, noise seeded with 0
+        return negative_elbo(ref.model, DataImages(data, 500, CPU), 500, 0)
+
+    by_hand = mia_auc(-nelbo(members), -nelbo(test)[same_digits], weights)
+    assert r["mia_auc_reference"] == pytest.approx(by_hand, abs=1e-9)
+    assert r["mia_auc_reference"] != r["mia_auc"]
 
 
 def test_membership_inference_sees_memorised_samples(tmp_path):
