@@ -88,17 +88,18 @@ def shard_rows(n: int, batch_size: int) -> tuple[int, int]:
     if w.size == 1:
         return 0, n
     batches = -(-n // batch_size)
-    per_rank = -(-batches // w.size)
-    return min(n, w.rank * per_rank * batch_size), min(n, (w.rank + 1) * per_rank * batch_size)
+    base, extra = divmod(batches, w.size)  # the first `extra` ranks take one batch more
+    first = w.rank * base + min(w.rank, extra)
+    count = base + (1 if w.rank < extra else 0)
+    return min(n, first * batch_size), min(n, (first + count) * batch_size)
 
 
-def gather_batches(batches: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Every rank's batches, in rank order, on every rank (each on the device it came from on
-    this rank, or the CPU). A rank may have computed fewer batches, or none."""
+def gather_batches(batches: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """Every rank's batches, in rank order, on every rank, on `device` (the same on every rank
+    whether or not it computed any: a rank may have computed fewer batches, or none)."""
     w = world()
     if w.size == 1:
         return batches
-    device = batches[0].device if batches else torch.device("cpu")
     parts: list = [None] * w.size
     # pickled between our own processes only; a user's file is never unpickled
     dist.all_gather_object(parts, [b.cpu() for b in batches])
@@ -117,6 +118,30 @@ def sum_(t: torch.Tensor) -> torch.Tensor:
     if world().size > 1:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def rank_seed(seed: int) -> int:
+    """The seed of this rank's random draws (reparameterisation noise): `seed` on rank 0 and on
+    a single process, another stream on every other rank, so that the ranks' shares of a
+    global batch do not all get the same noise."""
+    return seed + 1_000_003 * world().rank
+
+
+def decorrelate(seed: int) -> None:
+    """Under torchrun, reseed torch's global generators with `rank_seed(seed)`: call it after
+    anything that must be the same on every rank (a model's initial weights) and before the
+    noise each rank draws for its share of a batch. Nothing changes on a single process."""
+    if world().size > 1:
+        torch.manual_seed(rank_seed(seed))
+
+
+def same_weights_(model: torch.nn.Module) -> torch.nn.Module:
+    """Rank 0's parameters and buffers on every rank (in place): after work that every rank
+    did alone, so that they hold one model even where GPU kernels are not deterministic."""
+    if world().size > 1:
+        for t in [*model.parameters(), *model.buffers()]:
+            dist.broadcast(t.data, src=0)
+    return model
 
 
 def broadcast(value):

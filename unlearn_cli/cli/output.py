@@ -39,7 +39,9 @@ DataDirOpt = Annotated[
 def torchrun_rank() -> int:
     """The rank torchrun gave this process (0 without torchrun), read without importing torch,
     so that `unlearn --help` stays instant."""
-    return int(os.environ.get("RANK", "0"))
+    launched = all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    rank = os.environ.get("RANK", "0") if launched else "0"
+    return int(rank) if rank.isdigit() else 0
 
 
 def quiet_unless_main() -> None:

@@ -271,10 +271,13 @@ def train(
     dev = resolve_device(s.get("device", "auto"))
     target = output_path(s, kind, spec, force)
     if download:
+        from unlearn_cli import distributed
         from unlearn_cli.data.mnist import download_mnist
 
         assert spec.root is not None  # --download without --data-dir was refused above
-        download_mnist(spec.root)
+        if distributed.is_main():  # under torchrun one download, which the others wait for
+            download_mnist(spec.root)
+        distributed.barrier()
     ckpt = fit(kind, s, spec, cfg, dev, RichProgress(), requests)
     save_checkpoint(ckpt, target)
     err.print(f"wrote {target}", markup=False, highlight=False)

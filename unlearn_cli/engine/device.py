@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import torch
@@ -23,7 +24,11 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def _named_device(name: str) -> torch.device:
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        if not distributed.launched():
+            return torch.device("cuda")
+        name = "cuda"
     if name == "cpu":
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
@@ -33,6 +38,11 @@ def _named_device(name: str) -> torch.device:
             )
         if name == "cuda":
             name = f"cuda:{distributed.local_rank()}"  # rank r of a node drives its GPU r
+        elif distributed.launched() and int(os.environ.get("LOCAL_WORLD_SIZE", "1")) > 1:
+            raise UsageError(
+                f"--device {name}: under torchrun every rank would take that one GPU; use "
+                "--device cuda or auto (rank r of a machine takes cuda:r)"
+            )
         index = int(name.split(":")[1]) if name.split(":")[1].isdigit() else 0
         if index >= torch.cuda.device_count():
             raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")

@@ -156,9 +156,12 @@ def fit(
     Under torchrun the model trains as DistributedDataParallel: each rank reads its share of
     every global batch of `cfg.batch_size`, and the gradients are averaged over ranks."""
     generator = seed_everything(cfg.seed)
+    distributed.decorrelate(cfg.seed)  # each rank its own noise for its share of a batch
     model.to(device).train()
     step: nn.Module = LossOf(model, loss_fn)
     if distributed.world().size > 1:
+        if device.type == "cuda":  # batch statistics over the global batch (nccl only)
+            step = nn.SyncBatchNorm.convert_sync_batchnorm(step)
         step = DistributedDataParallel(step, device_ids=[device] if device.type == "cuda" else None)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     loader = make_loader(data, cfg.batch_size, device, True, generator, shard=True, seed=cfg.seed)
@@ -177,7 +180,7 @@ def fit(
             count += len(x)
             progress.advance(1)
         both = distributed.sum_(torch.stack([total, torch.tensor(float(count), device=device)]))
-        losses.append((both[0] / both[1]).item())
+        losses.append(both[0].item() / both[1].item())
         progress.done(f"{what} epoch {epoch + 1}/{cfg.epochs}: loss {losses[-1]:.4f}")
     model.eval()
     return losses

@@ -56,6 +56,7 @@ class Ascent:
 
     def unlearn(self, ckpt, forget, retain, cfg: AscentConfig, device, progress) -> nn.Module:
         generator = seed_everything(cfg.seed)
+        distributed.decorrelate(cfg.seed)  # under torchrun: each rank its own noise
         model = copy.deepcopy(ckpt.model).to(device).train()
         params = scoped_parameters(model, cfg.params)
         train_only(model, params)  # no gradients for parameters the step leaves alone

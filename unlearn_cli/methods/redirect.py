@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unlearn_cli import distributed
 from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.train import make_loader, to_device
 from unlearn_cli.errors import UsageError
@@ -171,6 +172,7 @@ class Redirect:
 
     def unlearn(self, ckpt, forget, retain, cfg: RedirectConfig, device, progress) -> nn.Module:
         generator = seed_everything(cfg.seed)
+        distributed.decorrelate(cfg.seed)  # under torchrun: each rank its own noise
         model = copy.deepcopy(ckpt.model).to(device).eval()
         progress.start("redirect: encoding retained and forgotten samples", 2)
         mu_r, logvar_r = encode_all(model, sample_of(retain, cfg.bank_size, generator), device)
@@ -196,11 +198,14 @@ class Redirect:
         forget_stream = endless(forget_batches)
         retain_stream = endless(shuffled(retain, cfg.batch_size, device, generator, cfg.seed))
         share = len(forget) / (len(forget) + len(retain)) if cfg.weighting == "share" else 0.5
+        noise = generator  # posterior draws; under torchrun each rank its own stream
+        if distributed.world().size > 1:
+            noise = torch.Generator().manual_seed(distributed.rank_seed(cfg.seed))
         progress.start("redirect", steps)
         for _ in range(steps):
             x_f, _, _ = to_device(next(forget_stream), device)
             x_r, _, _ = to_device(next(retain_stream), device)
-            z, target = redirect_targets(reference, x_f, bank, generator)
+            z, target = redirect_targets(reference, x_f, bank, noise)
             loss_d = redirect_loss(model, z, target)
             g_d = flat_grad(loss_d, params)
             loss_r = model.loss(x_r)

@@ -143,6 +143,7 @@ class Surgery:
 
     def unlearn(self, ckpt, forget, retain, cfg: SurgeryConfig, device, progress) -> nn.Module:
         generator = seed_everything(cfg.seed)
+        distributed.decorrelate(cfg.seed)  # under torchrun: each rank its own noise
         model = copy.deepcopy(ckpt.model).to(device).train()
         params = scoped_parameters(model, cfg.params)
         train_only(model, params)

@@ -61,7 +61,8 @@ def judge_outputs(judge: nn.Module, images: Images, batch_size: int):
         f = judge.features(x)  # type: ignore[operator]  # (B, C, H, W) -> (B, num_features)
         features.append(f)
         logits.append(judge.head(f) if hasattr(judge, "head") else judge(x))  # type: ignore[operator]  # (B, classes)
-    logits, features = distributed.gather_batches(logits), distributed.gather_batches(features)
+    logits = distributed.gather_batches(logits, device)
+    features = distributed.gather_batches(features, device)
     if not features:
         raise ValueError("the judge was given no images")
     return torch.cat(logits), torch.cat(features)
@@ -73,5 +74,5 @@ def predict(judge: nn.Module, images: Images, batch_size: int) -> torch.Tensor:
     judge.eval()
     device = device_of(judge)
     out = [judge(x.to(device)).argmax(1).cpu() for x in batches(images, batch_size)]
-    out = distributed.gather_batches(out)
+    out = distributed.gather_batches(out, torch.device("cpu"))
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)

@@ -37,7 +37,7 @@ def inception_score(
     judge.eval()
     device = device_of(judge)
     logits = [judge(x.to(device)) for x in batches(images, batch_size)]  # (B, classes) each
-    logits = distributed.gather_batches(logits)
+    logits = distributed.gather_batches(logits, device)
     if not logits:
         raise ValueError("inception_score needs at least one image")
     return inception_score_of_logits(torch.cat(logits), splits)
@@ -127,5 +127,5 @@ def negative_elbo(
         cpu_normal(lo, vae.latent_dim)  # type: ignore[arg-type]  # the rows of ranks before
         # torch types a Module's attributes as Tensor | Module, hence the ignore
         out = [vae.negative_elbo(x.to(device)).double().cpu() for x in batches(images, batch_size)]  # type: ignore[operator]
-    out = distributed.gather_batches(out)
+    out = distributed.gather_batches(out, torch.device("cpu"))
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)

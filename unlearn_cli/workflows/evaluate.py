@@ -156,7 +156,7 @@ class PixelTap:
         if not self.pixels:
             for _ in self:
                 pass
-        return torch.cat(distributed.gather_batches(self.pixels))
+        return torch.cat(distributed.gather_batches(self.pixels, torch.device("cpu")))
 
 
 def _pixel_metrics(fakes: PixelTap, real: PixelTap) -> tuple[float | None, float | None]:

@@ -103,6 +103,7 @@ def run_forget(
     before = probe_loss(ckpt.model, probe, device)
     start = start_clock(device)
     model = method.unlearn(ckpt, plan.forget, plan.retain, cfg, device, progress)
+    distributed.same_weights_(model)  # under torchrun: rank 0's result everywhere
     sync(device)
     seconds = time.perf_counter() - start
     drift = probe_loss(model, probe, device) / before - 1

@@ -44,7 +44,7 @@ class Runner:
 
     def cached(self, name: str, make) -> Checkpoint:
         path = self.exp.out_dir / name
-        if path.exists():
+        if distributed.broadcast(path.exists()):  # rank 0's view: every rank takes one branch
             self.reused += 1
             self.progress.log(f"reusing {path}")
             return load_checkpoint(path)
@@ -144,8 +144,9 @@ class Runner:
         ref_key = reference[1] if reference is not None else None
         k = key(ckpt_key, judge_key, ev, target, named, ref_key, __version__, METRICS_VERSION)
         path = self.exp.out_dir / f"metrics-{k}.json"
-        if path.exists():
-            return json.loads(path.read_text())
+        if distributed.broadcast(path.exists()):  # rank 0's view: every rank takes one branch
+            cached = json.loads(path.read_text()) if distributed.is_main() else None
+            return distributed.broadcast(cached)
         result = evaluate(
             ckpt,
             judge,
@@ -158,4 +159,5 @@ class Runner:
             **ev,
         )
         atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+        distributed.barrier()
         return result
