@@ -7,7 +7,8 @@ The MNIST VAE of the paper's recipe, trained long (--epochs) on a small training
 membership-inference attacks tell them from held-out test images. The script then
 
 1. picks --forget random training samples (seeded) as one deletion request,
-2. forgets them with `unlearn forget`'s default method, and retrains without them (the reference),
+2. forgets them with `unlearn forget`'s default method (or --methods), and retrains without them
+   (the reference),
 3. trains --shadows shadow VAEs the same way on disjoint training images that hold neither the
    forgotten samples nor the test split (the calibrated attack's models that never saw them),
 4. evaluates the original, the forgotten and the retrained model with the plain ELBO attack and
@@ -58,6 +59,9 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--methods", nargs="+", default=["redirect"], help="forget methods (default: the default)"
+    )
     p.add_argument("--judge", type=Path, help="a ten-digit judge to reuse (default: train one)")
     args = p.parse_args()
     device = resolve_device(args.device)
@@ -82,8 +86,7 @@ def main() -> None:
         algo = get_method(method)
         return run_forget(original, plan, algo, configure(algo, original, {}), device)
 
-    default = get_method("redirect").name  # `unlearn forget`'s default
-    unlearned = saved(f"forget-{default}", lambda: forgotten(default))
+    unlearned = {m: saved(f"forget-{m}", lambda m=m: forgotten(m)) for m in args.methods}
     retrained = saved("retrain", lambda: forgotten("retrain"))
     full = load_split(DatasetSpec(name="mnist"))  # the whole training split, 60,000 images
     shadows = []
@@ -99,7 +102,7 @@ def main() -> None:
     judge = load_checkpoint(args.judge) if args.judge else None
     judge = judge or saved("judge", lambda: ten_digits(device))
     rows = {}
-    for name, ckpt in (("original", original), (default, unlearned), ("retrain", retrained)):
+    for name, ckpt in (("original", original), *unlearned.items(), ("retrain", retrained)):
         result = evaluate(
             ckpt,
             judge,
