@@ -126,3 +126,27 @@ def test_forget_on_two_ranks_records_the_world_in_the_lineage(tmp_path, tiny_vae
     assert json.loads(run.stdout)["out"] == str(out)  # one JSON document, from rank 0
     entry = load_checkpoint(out, "vae").lineage[-1]
     assert (entry["world_size"], entry["backend"], entry["method"]) == (2, "gloo", method)
+
+
+def test_compare_on_two_ranks_runs_writes_once_and_resumes(tmp_path):
+    """An experiment under torchrun: one JSON document, rank 0's cache, and a rerun that reuses
+    all of it (every rank takes rank 0's cache decision, so none waits in a collective alone)."""
+    experiment = tmp_path / "tiny.yaml"
+    experiment.write_text(
+        "dataset: {name: mnist, classes: [1, 3, 8], limit: 300}\n"
+        "model: {latent_dim: 4}\ntrain: {epochs: 1, batch_size: 32}\njudge: {epochs: 1}\n"
+        "forget: {requests: [{id: a, class: 1}]}\nmethods: [surgery]\nseeds: [0]\n"
+        "evaluate: {samples: 64}\nout_dir: runs\n"
+    )
+    args = unlearn("compare", experiment, "--device", "cpu", "--json")
+    first = torchrun(*args)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert [r["label"] for r in report["rows"]] == ["BEFORE", "surgery", "RETRAIN"]
+    written = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert not [name for name in written if "unlearn-tmp" in name]
+    again = torchrun(*args)
+    assert again.returncode == 0, again.stderr
+    resumed = json.loads(again.stdout)
+    assert resumed["computed"] == 0 and resumed["rows"] == report["rows"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == written
