@@ -28,6 +28,7 @@ LAYERS = {
     "metrics": 1,
     "config": 0,
     "distributed": 0,  # torchrun and collectives, below everything that uses them
+    "launch": 0,  # the launcher's environment, read without torch
     "errors": 0,
     "": 0,  # unlearn_cli itself: __version__
 }

@@ -16,11 +16,12 @@ Nothing here is torch.distributed's own launcher or data sampler: those are used
 from __future__ import annotations
 
 import atexit
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from unlearn_cli.launch import env_rank, launched, local_rank
 
 
 @dataclass(frozen=True)
@@ -32,20 +33,6 @@ class World:
 
     def to_dict(self) -> dict:
         return {"world_size": self.size, "backend": self.backend}
-
-
-def launched() -> bool:
-    """Started by torchrun (or any launcher that sets its environment variables)."""
-    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
-
-
-def env_rank() -> int:
-    """This process's rank as the launcher named it, before any process group exists."""
-    return int(os.environ.get("RANK", "0")) if launched() else 0
-
-
-def local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0")) if launched() else 0
 
 
 def active() -> bool:

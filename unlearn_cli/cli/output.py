@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from unlearn_cli.errors import EXIT_FAILURE, UnlearnError
+from unlearn_cli.launch import env_rank
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -36,18 +37,10 @@ DataDirOpt = Annotated[
 ]
 
 
-def torchrun_rank() -> int:
-    """The rank torchrun gave this process (0 without torchrun), read without importing torch,
-    so that `unlearn --help` stays instant."""
-    launched = all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
-    rank = os.environ.get("RANK", "0") if launched else "0"
-    return int(rank) if rank.isdigit() else 0
-
-
 def quiet_unless_main() -> None:
     """Under torchrun only rank 0 prints (results, progress, warnings and the errors every rank
     meets alike, such as bad input); the other ranks stay quiet."""
-    if torchrun_rank() != 0:
+    if env_rank() != 0:
         out.quiet = err.quiet = True
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115  # for the life of the process
 
@@ -58,7 +51,7 @@ def fail(message: str, code: int, every_rank: bool = False) -> typer.Exit:
     if not err.quiet:
         err.print(f"error: {message}", markup=False, highlight=False)
     elif every_rank:
-        sys.stderr.write(f"error: rank {torchrun_rank()}: {message}\n")
+        sys.stderr.write(f"error: rank {env_rank()}: {message}\n")
     return typer.Exit(code)
 
 
