@@ -32,6 +32,7 @@ from unlearn_cli.methods import configure, get_method
 from unlearn_cli.models import JudgeConfig, VAEConfig
 from unlearn_cli.workflows.evaluate import evaluate
 from unlearn_cli.workflows.forget import cumulative_drift, plan_forget, run_forget
+from unlearn_cli.workflows.targets import Target
 
 
 def main() -> None:
@@ -112,9 +113,9 @@ def measure(name, ckpt, judge, requests, args, device) -> dict:
     asked for) apart; retain quality outside the digit."""
     samples = [r for r in requests if r.selector == "indices"]
     asked = any(r.selector == "class" for r in requests)
-    target = f"class:{args.digit}"
+    target = Target("class", (args.digit,))
     kw = dict(samples=args.samples, seed=0, device=device)
-    mia = evaluate(ckpt, None, target="samples", requests=samples, **kw)["privacy"]
+    mia = evaluate(ckpt, None, target=Target("samples"), requests=samples, **kw)["privacy"]
     quality = evaluate(ckpt, judge, target=target, requests=requests, **kw)
     return {
         "model": name,

@@ -28,7 +28,7 @@ def test_forgetting_an_attribute(cli, tmp_path):
     path = tmp_path / "celeba.yaml"
     path.write_text(EXPERIMENT.format(root=root, out=tmp_path / "runs"))
     report = parse_json(cli("compare", path, "--json"))
-    assert report["target"] == "attr:Male"
+    assert report["target"] == "attribute:Male"
     assert [r["title"] for r in report["rows"]] == [
         "BEFORE",
         "SURGERY (paper), restricted to the decoder",

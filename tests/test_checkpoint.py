@@ -12,7 +12,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from unlearn_cli import __version__
-from unlearn_cli.data.requests import ids_sha256, training_set
+from unlearn_cli.data.requests import Request, ids_sha256, training_set
 from unlearn_cli.engine.checkpoint import (
     FORMAT,
     load_checkpoint,
@@ -115,7 +115,7 @@ def test_lineage_survives_a_round_trip(tiny_vae, tmp_path):
     ckpt.lineage = [{"method": "x", "requests": [{"id": "r1", "class": [1]}]}]
     loaded = load_checkpoint(save_checkpoint(ckpt, tmp_path / "v.safetensors"))
     assert loaded.lineage == ckpt.lineage
-    assert loaded.forgotten_requests() == [{"id": "r1", "class": [1]}]
+    assert loaded.forgotten_requests() == [Request("r1", "class", (1,))]
 
 
 def test_same_seed_same_weights(tiny_spec, tiny_vae_config, trained):
@@ -197,6 +197,23 @@ def test_metadata_that_is_not_json(raw_parts, tmp_path):
     path = tmp_path / "bad.safetensors"
     save_file(tensors, str(path), metadata={**metadata, "training": "{epochs: 3"})
     assert "corrupt metadata" in one_line_error(path)
+
+
+@pytest.mark.parametrize(
+    "lineage, found",
+    [
+        ('[{"operation": "forget", "requests": [{"id": "r1"}]}]', "0 selectors"),
+        ('[{"operation": "forget", "requests": [{"class": [1]}]}]', "not a request"),
+        ('[{"operation": "forget", "requests": [{"id": "r1", "class": ["one"]}]}]', "'one'"),
+        ('[{"operation": "forget"}]', "KeyError"),
+        ('["forget"]', "not a list of entries"),
+    ],
+)
+def test_a_corrupt_lineage_is_a_checkpoint_error(raw_parts, tmp_path, lineage, found):
+    tensors, metadata = raw_parts
+    path = tmp_path / "edited.safetensors"
+    save_file(tensors, str(path), metadata={**metadata, "lineage": lineage})
+    assert found in one_line_error(path)
 
 
 def test_judge_where_a_vae_is_needed(tiny_judge, tiny_vae):

@@ -125,8 +125,8 @@ def test_spec_round_trip_and_derived_values():
     ("kwargs", "needle"),
     [
         (dict(name="cifar"), "unknown dataset 'cifar'"),
-        (dict(name="celeba"), "--data-dir"),
-        (dict(name="mnist", limit=0), "--limit must be at least 1"),
+        (dict(name="celeba"), "data_dir"),
+        (dict(name="mnist", limit=0), "limit must be at least 1"),
     ],
 )
 def test_spec_rejects(kwargs, needle):

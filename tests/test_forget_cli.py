@@ -207,6 +207,16 @@ def test_wrong_kind_and_corrupt_checkpoints_are_refused(cli, tiny_judge, model, 
     result = cli("forget", truncated, "--class", "1")
     assert result.exit_code == 2 and "truncated" in result.stderr
     assert not (tmp_path / "truncated-forget-redirect.safetensors").exists()
+    from safetensors.torch import load_file, safe_open, save_file
+
+    with safe_open(str(model), framework="pt") as f:
+        metadata = f.metadata()
+    edited = tmp_path / "edited.safetensors"
+    lineage = '[{"operation": "forget", "requests": [{"id": "r1", "class": ["x"]}]}]'
+    save_file(load_file(str(model)), str(edited), metadata={**metadata, "lineage": lineage})
+    for command in (("forget", edited, "--class", "1"), ("evaluate", edited, "--samples", "10")):
+        result = cli(*command)
+        assert result.exit_code == 2 and "lineage is malformed" in result.stderr
 
 
 def test_bad_manifest_is_exit_2(cli, model, tmp_path):

@@ -134,8 +134,8 @@ def run(setup, **overrides):
     method = FeatureUnlearning()
     cfg = configure(method, ckpt, {"batch_size": 64, **overrides})
     progress = RecordingProgress()
-    model = method.unlearn(ckpt, forget, retain, cfg, CPU, progress)
-    return model, method.stats, progress
+    result = method.unlearn(ckpt, forget, retain, cfg, CPU, progress)
+    return result.model, result.stats, progress
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +156,9 @@ def test_defaults_follow_the_checkpoint(setup):
 
 @pytest.mark.parametrize("field", ["steps", "batch_size", "lr", "alpha"])
 def test_validate_rejects_non_positive_values(setup, field):
-    with pytest.raises(UsageError, match=field.replace("_", "-")):
+    with pytest.raises(UsageError) as caught:
         configure(FeatureUnlearning(), setup[0], {field: 0})
+    assert caught.value.setting == field  # named by the setting; the CLI makes it a flag
     with pytest.raises(UsageError):
         FUConfig(**{field: -1}).validate()
 

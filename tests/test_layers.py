@@ -30,6 +30,7 @@ LAYERS = {
     "distributed": 0,  # torchrun and collectives, below everything that uses them
     "launch": 0,  # the launcher's environment, read without torch
     "errors": 0,
+    "defaults": 0,  # one place for each default
     "": 0,  # unlearn_cli itself: __version__
 }
 # Third-party packages only the command line may use (progress goes through engine.progress).

@@ -108,7 +108,7 @@ def test_same_seed_same_weights_and_recorded_settings(setting):
         ({"lr": 0.0}, "lr must be positive"),
         ({"bank_size": 5, "interior_k": 10}, "bank_size must exceed interior_k"),
         ({"projection": "sometimes"}, "use always, conflict or none"),
-        ({"epochs": -1}, "epochs and min_steps at least 0"),
+        ({"epochs": -1}, "epochs must be at least 0"),
     ],
 )
 def test_bad_settings_are_usage_errors(setting, options, message):

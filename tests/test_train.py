@@ -163,7 +163,7 @@ def test_celeba_without_data_dir(refused):
 def test_cuda_when_unavailable(refused, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     message = refused("--classes 1,3 --epochs 1 --limit 200 --device cuda --out m.st")
-    assert "--device cuda" in message and "--device cpu" in message
+    assert "--device cuda: no CUDA device" in message and "use cpu or auto" in message
 
 
 def test_unknown_device(refused):

@@ -7,17 +7,34 @@ and exits 1 (with a traceback only when UNLEARN_DEBUG is set).
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 
 EXIT_FAILURE = 1  # unexpected failure (a bug, or the machine ran out of something)
 EXIT_USAGE = 2  # bad input or usage; Typer uses 2 for a bad parameter too
-EXIT_GATE = 3  # `unlearn evaluate`: a quality gate (--max-fratio, ...) failed
+EXIT_GATE = 3  # `unlearn evaluate`: a quality gate (max_fratio, ...) failed
 EXIT_AUDIT = 4  # `unlearn audit`: a receipt does not match the checkpoints
 
 
 class UnlearnError(Exception):
-    """Base of every error a user can cause and fix."""
+    """Base of every error a user can cause and fix.
+
+    Below the CLI a message names the setting at fault by its own name (`lr`, `batch_size`),
+    never by a flag: `setting` holds it apart from the message, and `named` lets each caller
+    call it what its user knows it as (`--lr` on the command line, `lr:` in a YAML file)."""
 
     exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, setting: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.setting = setting
+
+    def __str__(self) -> str:
+        return self.named(str)
+
+    def named(self, name_of: Callable[[str], str]) -> str:
+        """The message, led by the setting at fault as `name_of` calls it."""
+        return f"{name_of(self.setting)} {self.message}" if self.setting else self.message
 
 
 class UsageError(UnlearnError):
@@ -34,8 +51,7 @@ class ConfigError(UnlearnError):
     def __init__(self, path: str, problems: list[str]):
         self.path = path
         self.problems = problems
-        joined = "; ".join(problems)
-        super().__init__(f"{path}: {joined}")
+        super().__init__(f"{path}: {'; '.join(problems)}")
 
 
 class CheckpointError(UnlearnError):

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from unlearn_cli import defaults
 from unlearn_cli.cli.output import (
     JsonOpt,
     OptionalDeviceOpt,
@@ -136,7 +137,8 @@ def compare(
     samples: Annotated[
         int | None,
         typer.Option(
-            help="Generated samples per evaluation. \\[default: 10000, or the experiment's]"
+            help=f"Generated samples per evaluation. \\[default: {defaults.SAMPLES}, or the "
+            "experiment's]"
         ),
     ] = None,
     out_dir: Annotated[
@@ -179,11 +181,12 @@ def compare(
     from unlearn_cli.engine.device import resolve_device
     from unlearn_cli.workflows.compare import run_experiment, tabulate_checkpoints
     from unlearn_cli.workflows.experiment import forgetting, load_experiment
+    from unlearn_cli.workflows.targets import parse_target
 
     if yaml_inputs:
         exp = load_experiment(yaml_inputs[0])
         if forget is not None:
-            exp = forgetting(exp, forget)
+            exp = forgetting(exp, parse_target(forget, "forget"))
         if out_dir is not None:
             exp.out_dir = out_dir
         if samples is not None:
@@ -204,8 +207,8 @@ def compare(
         report = tabulate_checkpoints(
             inputs,
             load_checkpoint(judge, "judge"),
-            target,
-            {"samples": samples or 10000},
+            parse_target(target) if target is not None else None,
+            defaults.evaluation({} if samples is None else {"samples": samples}),
             dev,
             RichProgress(),
         )

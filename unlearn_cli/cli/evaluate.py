@@ -7,11 +7,13 @@ from typing import Annotated
 
 import typer
 
+from unlearn_cli import defaults
 from unlearn_cli.cli.output import (
     DataDirOpt,
     DeviceOpt,
     JsonOpt,
     err,
+    flag_of,
     handle_errors,
     out,
     print_json,
@@ -175,9 +177,9 @@ def evaluate(
     reference: ReferenceOpt = None,
     shadow: ShadowOpt = None,
     manifest: ManifestOpt = None,
-    samples: SamplesOpt = 10000,
-    seed: SeedOpt = 0,
-    batch_size: BatchOpt = 500,
+    samples: SamplesOpt = defaults.SAMPLES,
+    seed: SeedOpt = defaults.EVAL_SEED,
+    batch_size: BatchOpt = defaults.EVAL_BATCH_SIZE,
     device: DeviceOpt = "auto",
     data_dir: DataDirOpt = None,
     grid: GridOpt = None,
@@ -199,35 +201,35 @@ def evaluate(
     A gate whose metric was not measured fails. Exit codes: 0 ok, 1 bug, 2 bad input, 3 gate.
     """
     from unlearn_cli.errors import EXIT_GATE, UsageError
+    from unlearn_cli.workflows.gates import JUDGED, gates
 
-    if samples < 2:
-        raise UsageError(f"--samples must be at least 2 (FID needs two), got {samples}")
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    limits = {
+        "max_fratio": max_fratio,
+        "max_mia_auc": max_mia_auc,
+        "min_is": min_is,
+        "max_fid": max_fid,
+        "min_precision": min_precision,
+        "min_pixel_precision": min_pixel_precision,
+    }
     if compare_grid is not None and grid is None:
         raise UsageError("--compare-grid needs --grid FILE.png to write the side-by-side grid to")
-    judged_gates = {
-        "--max-fratio": max_fratio,
-        "--max-fid": max_fid,
-        "--min-is": min_is,
-        "--min-precision": min_precision,
-    }
-    needs_judge = [flag for flag, limit in judged_gates.items() if limit is not None]
+    needs_judge = [g for g in JUDGED if limits[g] is not None]
     if needs_judge and judge is None:
-        raise UsageError(f"{needs_judge[0]} gates on a metric that needs --judge JUDGE.safetensors")
+        raise UsageError(
+            f"{flag_of(needs_judge[0])} gates on a metric that needs --judge JUDGE.safetensors"
+        )
 
     from unlearn_cli.cli.progress import RichProgress
     from unlearn_cli.data.requests import load_manifest
     from unlearn_cli.engine.checkpoint import check_not_input, check_writable, load_checkpoint
     from unlearn_cli.engine.device import resolve_device
     from unlearn_cli.workflows import evaluate as evaluation
-    from unlearn_cli.workflows.gates import gates
     from unlearn_cli.workflows.grids import check_grid_pair, write_grid
     from unlearn_cli.workflows.judges import untrusted_judge
     from unlearn_cli.workflows.targets import parse_target
 
-    if target is not None:
-        parse_target(target)  # a typo fails before anything is loaded
+    evaluation.check_evaluation(samples, batch_size)
+    tgt = parse_target(target) if target is not None else None  # a typo fails before loading
     requests = load_manifest(manifest) if manifest is not None else None
     if grid is not None:
         check_writable(grid)
@@ -244,7 +246,7 @@ def evaluate(
     result = evaluation.evaluate(
         vae,
         judge_ckpt,
-        target=target,
+        target=tgt,
         samples=samples,
         seed=seed,
         batch_size=batch_size,
@@ -271,16 +273,8 @@ def evaluate(
         print_json(result)
     else:
         out.print(_table(result))
-    failed = gates(
-        result,
-        max_fratio=max_fratio,
-        max_fid=max_fid,
-        max_mia_auc=max_mia_auc,
-        min_is=min_is,
-        min_precision=min_precision,
-        min_pixel_precision=min_pixel_precision,
-    )
-    for message in failed:
-        err.print(f"gate failed: {message}", markup=False, highlight=False)
+    failed = gates(result, limits)
+    for gate, message in failed:
+        err.print(f"gate failed: {flag_of(gate)} {message}", markup=False, highlight=False)
     if failed:
         raise typer.Exit(EXIT_GATE)

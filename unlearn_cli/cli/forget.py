@@ -19,21 +19,9 @@ from unlearn_cli.cli.output import (
 )
 
 if TYPE_CHECKING:
-    from unlearn_cli.data.requests import Request
     from unlearn_cli.workflows.forget import Plan
 
 SHOWN_REQUESTS = 50  # rows of the result table; a batch can hold 10,000 requests
-
-
-def status(request: Request, plan: Plan, skipped: set[str], dry_run: bool) -> str:
-    """A request's line in the result: skipped, or (would be) forgotten, and any overlap."""
-    if request.id in skipped:
-        return "skipped: already forgotten"
-    before = plan.already.get(request.id, 0)
-    if plan.nothing_to_do:
-        return "nothing new: forgotten before"
-    done = "would forget" if dry_run else "forgotten"
-    return f"{done} ({before} forgotten before)" if before else done
 
 
 def default_out(src: Path, method: str) -> Path:
@@ -60,35 +48,6 @@ def check_outputs(
         check_not_input(ledger, (checkpoint, *inputs, target), "--ledger")
     if target.exists() and not overwrite:
         raise UsageError(f"{target} exists; pass --out {target} or --force to overwrite it")
-
-
-def summarise(
-    checkpoint: Path, method: str, dry_run: bool, requests: list[Request], plan: Plan, dev
-) -> dict[str, Any]:
-    """The result document before anything runs: what each request selects, and the set sizes."""
-    skipped = {r.id for r in plan.skipped}
-    return {
-        "checkpoint": str(checkpoint),
-        "method": method,
-        "dry_run": dry_run,
-        "requests": [
-            {
-                "id": r.id,
-                "selector": r.describe(),
-                "selected": plan.selected.get(r.id),
-                "status": status(r, plan, skipped, dry_run),
-            }
-            for r in requests
-        ],
-        "forget_samples": len(plan.forget_ids),
-        "retain_samples": len(plan.retain or []),
-        "out": None,
-        "sha256": None,
-        "wall_seconds": None,
-        "retain_drift": None,  # the retained data's loss, relative change by this operation
-        "cumulative_retain_drift": None,  # ... compounded over the whole lineage
-        "device": str(dev),
-    }
 
 
 def result_table(summary: dict[str, Any], method: str, nothing_to_do: bool) -> Table:
@@ -124,6 +83,7 @@ def run_and_save(ckpt, plan: Plan, algo, cfg, dev, target: Path, ledger, overwri
         cumulative_drift,
         run_forget,
         save_forget,
+        written,
     )
 
     child = run_forget(ckpt, plan, algo, cfg, dev, RichProgress())
@@ -135,14 +95,7 @@ def run_and_save(ckpt, plan: Plan, algo, cfg, dev, target: Path, ledger, overwri
             f"has risen {drift:.1%} (above {RETRAIN_DRIFT:.0%}); retraining from scratch "
             "(`unlearn forget --method retrain`) would restore it"
         )
-    return dict(
-        out=str(target),
-        sha256=child.sha256,
-        wall_seconds=child.lineage[-1]["wall_seconds"],
-        hyperparameters=child.lineage[-1]["hyperparameters"],
-        retain_drift=child.lineage[-1]["retain_drift"],
-        cumulative_retain_drift=round(drift, 6),
-    )
+    return written(child, target)
 
 
 def note(message: str) -> None:
@@ -247,7 +200,7 @@ def forget(
     from unlearn_cli.engine.checkpoint import load_checkpoint
     from unlearn_cli.engine.device import resolve_device
     from unlearn_cli.methods import configure, get_method
-    from unlearn_cli.workflows.forget import plan_forget
+    from unlearn_cli.workflows.forget import plan_forget, summarise
 
     manifests = manifest or []
     requests = all_requests(class_ or [], attribute or [], indices, indices_file, manifests)

@@ -55,6 +55,11 @@ def fail(message: str, code: int, every_rank: bool = False) -> typer.Exit:
     return typer.Exit(code)
 
 
+def flag_of(setting: str) -> str:
+    """The command-line flag of a setting: `batch_size` -> `--batch-size`."""
+    return "--" + setting.replace("_", "-")
+
+
 def handle_errors(fn):
     """Known errors become one line on stderr and their exit code; anything else exits 1, with
     the traceback only when UNLEARN_DEBUG is set."""
@@ -66,7 +71,7 @@ def handle_errors(fn):
         except UnlearnError as e:
             if os.environ.get("UNLEARN_DEBUG"):
                 raise
-            raise fail(str(e), e.exit_code) from None
+            raise fail(e.named(flag_of), e.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted; nothing was written")
             raise typer.Exit(130) from None

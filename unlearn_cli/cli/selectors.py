@@ -61,6 +61,10 @@ def all_requests(
 
     requests = flag_requests(classes, attributes, indices, indices_file)
     requests += load_manifests(manifests)
+    if not requests:
+        raise UsageError(
+            "nothing to forget: give --class, --attribute, --indices, --indices-file or --manifest"
+        )
     ids = [r.id for r in requests]
     if len(ids) != len(set(ids)):
         raise UsageError("the same request is named twice (a flag repeats a manifest entry?)")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from unlearn_cli import defaults
 from unlearn_cli.cli.output import (
     DataDirOpt,
     JsonOpt,
@@ -131,12 +132,7 @@ def train_config(s: dict, kind: str) -> TrainConfig:
     """Epochs, batch size, learning rate and seed, with the defaults of a VAE or a judge."""
     from unlearn_cli.engine.train import TrainConfig
 
-    return TrainConfig(
-        epochs=s.get("epochs", 20 if kind == "vae" else 3),
-        batch_size=s.get("batch_size", 128),
-        lr=s.get("lr", 1e-3),
-        seed=s.get("seed", 0),
-    )
+    return TrainConfig.of(s, kind)
 
 
 def output_path(s: dict, kind: str, spec: DatasetSpec, force: bool) -> Path:
@@ -194,10 +190,17 @@ def train(
     ] = None,
     epochs: Annotated[
         int | None,
-        typer.Option(help="Passes over the training set. \\[default: 20 for a VAE, 3 for a judge]"),
+        typer.Option(
+            help="Passes over the training set. "
+            f"\\[default: {defaults.EPOCHS} for a VAE, {defaults.JUDGE_EPOCHS} for a judge]"
+        ),
     ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="\\[default: 128]")] = None,
-    lr: Annotated[float | None, typer.Option(help="Adam learning rate. \\[default: 1e-3]")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help=f"\\[default: {defaults.BATCH_SIZE}]")
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(help=f"Adam learning rate. \\[default: {defaults.LR:g}]")
+    ] = None,
     latent_dim: Annotated[
         int | None, typer.Option(help="VAE latent size. \\[default: 16 MNIST, 64 CelebA]")
     ] = None,

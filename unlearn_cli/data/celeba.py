@@ -34,8 +34,9 @@ def find_root(root: str | Path) -> Path:
         if (candidate / ATTR_FILE).exists():
             return candidate
     raise DataError(
-        f"--data-dir {root}: missing {root / ATTR_FILE}; point --data-dir at your CelebA copy "
-        f"(the folder with {ATTR_FILE}, {PARTITION_FILE} and {IMAGE_DIR}/)"
+        f"{root}: missing {root / ATTR_FILE}; point it at your CelebA copy "
+        f"(the folder with {ATTR_FILE}, {PARTITION_FILE} and {IMAGE_DIR}/)",
+        "data_dir",
     )
 
 

@@ -79,9 +79,9 @@ def check_root(root: Path) -> None:
     for name in (n for pair in RAW_FILES.values() for n in pair):
         if not (raw / name).exists():
             raise DataError(
-                f"--data-dir {root}: missing {raw / name}; point --data-dir at a torchvision "
-                "MNIST root (the folder that holds MNIST/raw/), or leave it out to use the "
-                "embedded copy"
+                f"{root}: missing {raw / name}; point it at a torchvision MNIST root (the "
+                "folder that holds MNIST/raw/), or leave it out to use the embedded copy",
+                "data_dir",
             )
 
 
@@ -94,7 +94,7 @@ def download_mnist(root: str) -> None:
             MNIST(str(Path(root).expanduser()), train=train, download=True)
     except (OSError, RuntimeError) as e:
         raise DataError(
-            f"could not download MNIST into {root} ({e}); leave out --data-dir to "
+            f"could not download MNIST into {root} ({e}); leave out the data folder to "
             "use the embedded copy"
         ) from None
 

@@ -48,8 +48,18 @@ class Request:
 
     @classmethod
     def from_dict(cls, d: dict) -> Request:
-        selector = next(k for k in SELECTORS if k in d)
-        return cls(str(d["id"]), selector, tuple(d[selector]), d.get("received"), d.get("note"))
+        """The request `to_dict` wrote (into a lineage, a dataset's exclusions); ValueError
+        saying what is wrong when `d` is not one."""
+        if not isinstance(d, dict) or not isinstance(d.get("id"), (str, int)):
+            raise ValueError(f"not a request with an id: {d!r}")
+        chosen = [k for k in SELECTORS if k in d]
+        if len(chosen) != 1:
+            raise ValueError(f"request {d['id']!r} has {len(chosen)} selectors, not one")
+        problems: list[str] = []
+        values = _values(chosen[0], d[chosen[0]], f"request {d['id']!r}", problems)
+        if problems:
+            raise ValueError(problems[0])
+        return cls(str(d["id"]), chosen[0], values, d.get("received"), d.get("note"))
 
     def describe(self) -> str:
         shown = ",".join(map(str, self.values[:5])) + ("..." if len(self.values) > 5 else "")
@@ -151,7 +161,7 @@ def read_indices_file(path: str | Path) -> list[int | str]:
     try:
         text = path.read_text()
     except OSError as e:
-        raise DataError(f"cannot read --indices-file {path}: {e.strerror}") from None
+        raise DataError(f"cannot read {path}: {e.strerror}", "indices_file") from None
     out: list[int | str] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         for token in line.split("#", 1)[0].replace(",", " ").split():
@@ -166,7 +176,7 @@ def read_indices_file(path: str | Path) -> list[int | str]:
                     f"{path}:{lineno}: {token!r} is neither an index nor an image file name"
                 )
     if not out:
-        raise DataError(f"--indices-file {path} names no samples")
+        raise DataError(f"{path} names no samples", "indices_file")
     return out
 
 
@@ -177,7 +187,7 @@ def resolve(request: Request, data, spec: DatasetSpec) -> torch.Tensor:
             raise DataError(
                 f"request {request.id}: `class` is for MNIST; use `attribute` on CelebA"
             )
-        known = spec.classes if spec.classes is not None else tuple(range(10))
+        known = spec.digits
         for c in request.values:
             if c not in known:
                 raise DataError(
@@ -189,8 +199,7 @@ def resolve(request: Request, data, spec: DatasetSpec) -> torch.Tensor:
     if request.selector == "attribute":
         if spec.name != "celeba":
             raise DataError(
-                f"request {request.id}: {spec.name} has no attributes; select "
-                "digits with `class` (or --class)"
+                f"request {request.id}: {spec.name} has no attributes; select digits with `class`"
             )
         mask = torch.zeros(len(data), dtype=torch.bool)
         for name in request.values:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
+from unlearn_cli.defaults import MNIST_DIGITS
 from unlearn_cli.errors import DataError
 
 if TYPE_CHECKING:
@@ -32,7 +33,9 @@ class DatasetSpec:
         if self.name not in DATASETS:
             raise DataError(f"unknown dataset {self.name!r}; use one of: {', '.join(DATASETS)}")
         if self.name == "celeba" and self.root is None:
-            raise DataError("CelebA cannot be shipped with the tool; pass --data-dir YOUR_COPY")
+            raise DataError(
+                "CelebA cannot be shipped with the tool; point data_dir at your copy", "data_dir"
+            )
         mnist = self.name == "mnist"
         object.__setattr__(self, "image_size", 28 if mnist else 64)
         object.__setattr__(self, "channels", 1 if mnist else 3)
@@ -41,14 +44,17 @@ class DatasetSpec:
         if self.classes is not None:
             object.__setattr__(self, "classes", tuple(sorted(set(self.classes))))
         if self.limit is not None and self.limit < 1:
-            raise DataError(f"--limit must be at least 1, got {self.limit}")
+            raise DataError(f"must be at least 1, got {self.limit}", "limit")
+
+    @property
+    def digits(self) -> tuple[int, ...]:
+        """The MNIST digits in use: `classes`, or all ten."""
+        return self.classes if self.classes is not None else MNIST_DIGITS
 
     @property
     def num_classes(self) -> int:
         """Classes a judge of this dataset tells apart: the digits in use, or attribute yes/no."""
-        if self.name == "mnist":
-            return len(self.classes) if self.classes is not None else 10
-        return 2
+        return len(self.digits) if self.name == "mnist" else 2
 
     def describe(self) -> str:
         where = "embedded" if self.root is None else self.root

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from unlearn_cli import __version__
+from unlearn_cli.data.requests import Request
 from unlearn_cli.data.spec import DatasetSpec
 from unlearn_cli.engine.files import atomic_write, file_sha256, timestamp
 from unlearn_cli.engine.files import check_not_input as check_not_input  # re-exported for
@@ -72,9 +73,25 @@ class Checkpoint:
         }
         return {k: json.dumps(v, sort_keys=True) for k, v in values.items()}
 
-    def forgotten_requests(self) -> list[dict]:
-        """Every request forgotten so far, from the lineage."""
-        return [r for entry in self.lineage for r in entry.get("requests", [])]
+    def forgotten_requests(self) -> list[Request]:
+        """Every request forgotten so far, from the lineage, oldest first."""
+        try:
+            return [Request.from_dict(r) for entry in self.lineage for r in entry["requests"]]
+        except (KeyError, TypeError, ValueError) as e:
+            raise self._corrupt("a forget operation in its lineage", e) from None
+
+    def excluded_requests(self) -> list[Request]:
+        """The requests its training set was made without (a retrain reference's)."""
+        try:
+            return [Request.from_dict(r) for r in self.dataset.exclude]
+        except ValueError as e:
+            raise self._corrupt("the dataset's exclusions", e) from None
+
+    def _corrupt(self, where: str, e: Exception) -> CheckpointError:
+        return CheckpointError(
+            f"{self.path}: {where} is malformed ({type(e).__name__}: {e}); the file was edited "
+            "or is corrupt"
+        )
 
 
 def canonical_bytes(state: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
@@ -181,7 +198,7 @@ def load_checkpoint(
         raise CheckpointError(f"{path}: weights do not match its model config ({'; '.join(parts)})")
     model.load_state_dict(state, strict=True)
     model.to(device).eval()
-    return Checkpoint(
+    ckpt = Checkpoint(
         kind=meta["kind"],
         model=model,
         model_config=meta["model_config"],
@@ -197,3 +214,7 @@ def load_checkpoint(
         path=path,
         sha256=file_sha256(path),
     )
+    if not isinstance(ckpt.lineage, list) or not all(isinstance(e, dict) for e in ckpt.lineage):
+        raise CheckpointError(f"{path}: corrupt metadata (the lineage is not a list of entries)")
+    ckpt.excluded_requests(), ckpt.forgotten_requests()  # a corrupt request fails here, as exit 2
+    return ckpt

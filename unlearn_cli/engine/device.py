@@ -33,21 +33,20 @@ def _named_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise UsageError(
-                f"--device {name}: no CUDA device is available here; use --device cpu or auto"
-            )
+            raise UsageError(f"{name}: no CUDA device is available here; use cpu or auto", "device")
         if name == "cuda":
             name = f"cuda:{distributed.local_rank()}"  # rank r of a node drives its GPU r
         elif distributed.launched() and int(os.environ.get("LOCAL_WORLD_SIZE", "1")) > 1:
             raise UsageError(
-                f"--device {name}: under torchrun every rank would take that one GPU; use "
-                "--device cuda or auto (rank r of a machine takes cuda:r)"
+                f"{name}: under torchrun every rank would take that one GPU; use cuda or auto "
+                "(rank r of a machine takes cuda:r)",
+                "device",
             )
         index = int(name.split(":")[1]) if name.split(":")[1].isdigit() else 0
         if index >= torch.cuda.device_count():
-            raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+            raise UsageError(f"{name}: only {torch.cuda.device_count()} CUDA device(s)", "device")
         return torch.device("cuda", index)
-    raise UsageError(f"--device {name!r}: use auto, cpu, cuda or cuda:N")
+    raise UsageError(f"{name!r}: use auto, cpu, cuda or cuda:N", "device")
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -116,7 +116,7 @@ def _fsync_dir(folder: Path) -> None:
 def _written_meanwhile(path: Path) -> OutputError:
     return OutputError(
         f"{path} was written by another process while this one ran; nothing written "
-        "(name another output, or pass --force to overwrite it)"
+        "(name another output, or allow overwriting this one)"
     )
 
 

@@ -13,7 +13,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from unlearn_cli import distributed
+from unlearn_cli import defaults, distributed
+from unlearn_cli.config import check_settings
 from unlearn_cli.data.images import ImageData, collate
 from unlearn_cli.data.requests import ids_sha256, training_set
 from unlearn_cli.data.spec import DatasetSpec, load_split
@@ -26,18 +27,19 @@ from unlearn_cli.errors import UsageError
 
 @dataclass
 class TrainConfig:
-    epochs: int = 20  # the MNIST VAE's test ELBO stops improving noticeably around here
-    batch_size: int = 128  # also the batch size forget methods reuse, as in the paper
-    lr: float = 1e-3  # Adam; the usual VAE learning rate
-    seed: int = 0
+    epochs: int = defaults.EPOCHS
+    batch_size: int = defaults.BATCH_SIZE
+    lr: float = defaults.LR
+    seed: int = defaults.SEED
 
     def __post_init__(self):
-        if self.epochs < 1:
-            raise UsageError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise UsageError(f"--lr must be positive, got {self.lr}")
+        check_settings(self, positive=("lr",), at_least_one=("epochs", "batch_size"))
+
+    @classmethod
+    def of(cls, recorded: dict, kind: str = "vae") -> TrainConfig:
+        """The settings `recorded` (a checkpoint's training metadata, a config section), with
+        the defaults of a VAE or a judge for the rest."""
+        return cls(**defaults.training(recorded, kind))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -135,7 +137,7 @@ def judge_target(spec: DatasetSpec, data) -> Callable[[torch.Tensor], torch.Tens
     classes, or a CelebA attribute flag to 0/1."""
     if spec.name == "mnist":
         lut = torch.full((10,), -1, dtype=torch.long)
-        for i, c in enumerate(spec.classes or range(10)):
+        for i, c in enumerate(spec.digits):
             lut[c] = i
         return lambda labels: lut.to(labels.device)[labels]
     k = data.attribute_index(spec.attribute)

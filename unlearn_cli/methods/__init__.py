@@ -9,19 +9,42 @@ a new generator; it never changes `ckpt.model` in place. Its hyperparameters are
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from unlearn_cli import defaults
 from unlearn_cli.errors import UsageError
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from unlearn_cli.data.images import Samples
     from unlearn_cli.engine.checkpoint import Checkpoint
     from unlearn_cli.engine.progress import Progress
     from unlearn_cli.models import VAE
 
 METHOD_NAMES = ("redirect", "surgery", "ascent", "fu", "retrain")
+SCOPES = ("all", "decoder")  # what an update may change: `scoped_parameters`
+OPTIMIZERS = ("adam", "sgd")
+
+
+class MethodConfig(Protocol):
+    """A method's hyperparameters: a dataclass whose fields are the settings a user may give."""
+
+    seed: int
+
+    def validate(self) -> None:
+        """A UsageError naming the first setting out of its range (by its field name)."""
+
+
+@dataclass
+class Unlearned:
+    """What a method returns: the new generator, and what it measured on the way (e.g. fu's
+    threshold and shifted fraction), which the lineage records."""
+
+    model: nn.Module
+    stats: dict[str, float] = field(default_factory=dict)
 
 
 class UnlearningMethod(Protocol):
@@ -32,12 +55,19 @@ class UnlearningMethod(Protocol):
         """The row label for these settings (surgery and ascent name a restricted scope)."""
 
     def default_config(self, ckpt: Checkpoint) -> Any:
-        """The method's hyperparameters for this checkpoint, before any user override."""
+        """The method's MethodConfig for this checkpoint, before any user override."""
 
     def unlearn(
-        self, ckpt: Checkpoint, forget, retain, cfg: Any, device: torch.device, progress: Progress
-    ) -> nn.Module:
-        """A new generator that has forgotten `forget` and kept `retain`."""
+        self,
+        ckpt: Checkpoint,
+        forget: Samples,
+        retain: Samples,
+        cfg: Any,
+        device: torch.device,
+        progress: Progress,
+    ) -> Unlearned:
+        """A new generator that has forgotten `forget` and kept `retain`; `ckpt.model` stays
+        as it was."""
 
 
 def get_method(name: str) -> UnlearningMethod:
@@ -62,19 +92,39 @@ def get_method(name: str) -> UnlearningMethod:
     return cls()
 
 
-def option_types() -> dict[str, type]:
-    """Every option a method's config has, with its type: what an experiment file may set for
-    a method run (`seed` excepted: an experiment sets it per seed). Read from the config
-    dataclasses themselves, so a new option needs no second list."""
+def config_types() -> dict[str, type]:
+    """Each method's config dataclass, by method name."""
     from unlearn_cli.methods.ascent import AscentConfig
     from unlearn_cli.methods.fu import FUConfig
     from unlearn_cli.methods.redirect import RedirectConfig
     from unlearn_cli.methods.retrain import RetrainConfig
     from unlearn_cli.methods.surgery import SurgeryConfig
 
+    configs = (RedirectConfig, SurgeryConfig, AscentConfig, FUConfig, RetrainConfig)
+    return dict(zip(METHOD_NAMES, configs))
+
+
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """A UsageError for the first of `options` that method `name` has no field for or that is
+    out of its range, before any checkpoint is at hand (an experiment file is checked so)."""
+    config = config_types()[name]
+    fields = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise UsageError(
+            f"does not apply to the {name} method (its settings: {', '.join(sorted(fields))})",
+            unknown[0],
+        )
+    config(**options).validate()
+
+
+def option_types() -> dict[str, type]:
+    """Every option a method's config has, with its type: what an experiment file may set for
+    a method run (`seed` excepted: an experiment sets it per seed). Read from the config
+    dataclasses themselves, so a new option needs no second list."""
     types = {"float": float, "int": int, "str": str, "bool": bool}
     found: dict[str, type] = {}
-    for config in (RedirectConfig, SurgeryConfig, AscentConfig, FUConfig, RetrainConfig):
+    for config in config_types().values():
         for f in dataclasses.fields(config):
             if f.name != "seed":
                 found.setdefault(f.name, types[str(f.type)])
@@ -82,24 +132,20 @@ def option_types() -> dict[str, type]:
 
 
 def configure(method: UnlearningMethod, ckpt: Checkpoint, overrides: dict[str, Any]) -> Any:
-    """The method's default config for `ckpt` with the given (non-None) overrides applied.
-
-    An override the method has no field for is a usage error (e.g. --projection with ascent).
+    """The method's default config for `ckpt` with the given (non-None) overrides applied,
+    validated. A setting the method has no field for is a usage error (projection with ascent).
     """
-    cfg = method.default_config(ckpt)
-    fields = {f.name for f in dataclasses.fields(cfg)}
     given = {k: v for k, v in overrides.items() if v is not None}
-    unknown = sorted(set(given) - fields)
-    if unknown:
-        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
-        raise UsageError(
-            f"{flags} does not apply to --method {method.name} (its settings: "
-            f"{', '.join(sorted(fields))})"
-        )
-    cfg = dataclasses.replace(cfg, **given)
-    if hasattr(cfg, "validate"):
-        cfg.validate()
+    check_options(method.name, given)
+    cfg: MethodConfig = method.default_config(ckpt)
+    cfg = dataclasses.replace(cfg, **given)  # type: ignore[type-var]
+    cfg.validate()
     return cfg
+
+
+def original_batch_size(ckpt: Checkpoint) -> int:
+    """The batch size the checkpoint was trained with, which the methods reuse (as the paper)."""
+    return defaults.training(ckpt.training)["batch_size"]
 
 
 def default_lr(ckpt: Checkpoint) -> float:
@@ -113,7 +159,7 @@ def scoped_parameters(model: VAE, scope: str) -> list[nn.Parameter]:
         return list(model.decoder.parameters())
     if scope == "all":
         return list(model.parameters())
-    raise UsageError(f"--params {scope!r}: use all or decoder")
+    raise UsageError(f"{scope!r}: use all or decoder", "params")
 
 
 def train_only(model: nn.Module, params: list[nn.Parameter]) -> None:

@@ -12,20 +12,26 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from torch import nn
-
-from unlearn_cli import distributed
+from unlearn_cli import defaults, distributed
+from unlearn_cli.config import check_settings
 from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.train import next_epoch, to_device
-from unlearn_cli.errors import UsageError
-from unlearn_cli.methods import default_lr, scoped_parameters, train_only
+from unlearn_cli.methods import (
+    OPTIMIZERS,
+    SCOPES,
+    Unlearned,
+    default_lr,
+    original_batch_size,
+    scoped_parameters,
+    train_only,
+)
 from unlearn_cli.methods.surgery import make_optimizer, shuffled
 
 
 @dataclass
 class AscentConfig:
     lr: float = 5e-4  # the same step size as surgery (default_lr)
-    batch_size: int = 128  # the batch size of the original training
+    batch_size: int = defaults.BATCH_SIZE  # the batch size of the original training
     epochs: int = 1  # one pass over D_f, like surgery
     # "all" is the paper's scope; the decoder by default, as surgery, so the two differ only
     # by the projection, and the row label says so (Ascent.title_for)
@@ -34,12 +40,12 @@ class AscentConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        if not self.lr > 0 or self.batch_size < 1 or self.epochs < 1:
-            raise UsageError("--lr must be positive, --batch-size and --epochs at least 1")
-        if self.params not in ("all", "decoder"):
-            raise UsageError(f"--params {self.params!r}: use all or decoder")
-        if self.optimizer not in ("adam", "sgd"):
-            raise UsageError(f"--optimizer {self.optimizer!r}: use adam or sgd")
+        check_settings(
+            self,
+            positive=("lr",),
+            at_least_one=("batch_size", "epochs"),
+            choices={"params": SCOPES, "optimizer": OPTIMIZERS},
+        )
 
 
 class Ascent:
@@ -52,9 +58,9 @@ class Ascent:
         return "GRAD. ASCNT." if cfg.params == "all" else self.title
 
     def default_config(self, ckpt) -> AscentConfig:
-        return AscentConfig(lr=default_lr(ckpt), batch_size=ckpt.training.get("batch_size", 128))
+        return AscentConfig(lr=default_lr(ckpt), batch_size=original_batch_size(ckpt))
 
-    def unlearn(self, ckpt, forget, retain, cfg: AscentConfig, device, progress) -> nn.Module:
+    def unlearn(self, ckpt, forget, retain, cfg: AscentConfig, device, progress) -> Unlearned:
         generator = seed_everything(cfg.seed)
         distributed.decorrelate(cfg.seed)  # under torchrun: each rank its own noise
         model = copy.deepcopy(ckpt.model).to(device).train()
@@ -76,4 +82,4 @@ class Ascent:
                 opt.step()
                 progress.advance(1, f"forget loss {loss_f.item():.1f}")
             progress.done()
-        return model.requires_grad_(True).eval()
+        return Unlearned(model.requires_grad_(True).eval())

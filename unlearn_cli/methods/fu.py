@@ -55,12 +55,14 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
+from unlearn_cli import defaults
+from unlearn_cli.config import check_settings
 from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.train import make_loader, to_device
 from unlearn_cli.errors import UsageError
-from unlearn_cli.methods import default_lr
+from unlearn_cli.methods import Unlearned, default_lr, original_batch_size
 
 if TYPE_CHECKING:
     from unlearn_cli.models import VAE
@@ -69,21 +71,13 @@ if TYPE_CHECKING:
 @dataclass
 class FUConfig:
     lr: float = 5e-4  # the same step size as the other methods (default_lr; paper A.1)
-    batch_size: int = 128  # prior samples per step: the original training's batch size
+    batch_size: int = defaults.BATCH_SIZE  # prior samples per step: the original training's
     steps: int = 2000  # prior batches; the paper's "200 epochs" is ~10^4 (class docstring)
     alpha: float = 3.0  # weight of the SSIM term on shifted samples (FU)
     seed: int = 0  # fixes the prior samples
 
     def validate(self) -> None:
-        if not self.lr > 0:
-            raise UsageError(f"--lr must be positive, got {self.lr}")
-        if not self.alpha > 0:
-            raise UsageError(f"--alpha must be positive, got {self.alpha}")
-        if self.batch_size < 1 or self.steps < 1:
-            raise UsageError(
-                f"--batch-size and --steps must be at least 1, got {self.batch_size} and "
-                f"{self.steps}"
-            )
+        check_settings(self, positive=("lr", "alpha"), at_least_one=("batch_size", "steps"))
 
 
 def feature_direction(mu_forget: Tensor, mu_retain: Tensor) -> tuple[Tensor, float]:
@@ -222,13 +216,10 @@ class FeatureUnlearning:
     def title_for(self, cfg) -> str:
         return self.title
 
-    def __init__(self) -> None:
-        self.stats: dict = {}  # set by unlearn(): threshold, shifted fraction, final loss
-
     def default_config(self, ckpt) -> FUConfig:
-        return FUConfig(lr=default_lr(ckpt), batch_size=ckpt.training.get("batch_size", 128))
+        return FUConfig(lr=default_lr(ckpt), batch_size=original_batch_size(ckpt))
 
-    def unlearn(self, ckpt, forget, retain, cfg: FUConfig, device, progress) -> nn.Module:
+    def unlearn(self, ckpt, forget, retain, cfg: FUConfig, device, progress) -> Unlearned:
         if len(forget) == 0 or len(retain) == 0:
             raise UsageError("fu needs both a non-empty forget set and a non-empty retain set")
         check_feature(forget.labels, retain.labels)
@@ -280,7 +271,7 @@ class FeatureUnlearning:
             f"fu: {cfg.steps} steps, {fraction:.1%} of prior samples shifted, "
             f"final loss {final:.4f}"
         )
-        self.stats = {
+        stats = {
             "threshold": round(t, 5),
             "feature_norm": round((mu_f - mu_r).norm().item(), 5),
             "shifted_fraction": round(fraction, 5),
@@ -288,4 +279,4 @@ class FeatureUnlearning:
         }
         for p in student.parameters():
             p.requires_grad_(True)
-        return student.eval()
+        return Unlearned(student.eval(), stats)

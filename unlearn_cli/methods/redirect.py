@@ -39,11 +39,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearn_cli import distributed
+from unlearn_cli import defaults, distributed
+from unlearn_cli.config import check_settings
 from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.train import make_loader, to_device
 from unlearn_cli.errors import UsageError
-from unlearn_cli.methods import scoped_parameters, train_only
+from unlearn_cli.methods import (
+    SCOPES,
+    Unlearned,
+    original_batch_size,
+    scoped_parameters,
+    train_only,
+)
 from unlearn_cli.methods.surgery import (
     endless,
     flat_grad,
@@ -61,7 +68,7 @@ class RedirectConfig:
     # Adam; with "share" weighting, chosen on seed 0 of MNIST138 forgetting 1, 3 and 8 and of ten
     # digits forgetting 3 and 7 (README, "Redirect"), then held fixed for every target and seed
     lr: float = 1.5e-4
-    batch_size: int = 128  # the batch size of the original training
+    batch_size: int = defaults.BATCH_SIZE  # the batch size of the original training
     epochs: int = 1  # passes over D_f, as surgery's one shot; 0 refits the prior only
     min_steps: int = 50  # a small request still gets this many steps (cycling over D_f)
     params: str = "decoder"  # the steps train the decoder; the refit also moves the encoder's head
@@ -75,18 +82,21 @@ class RedirectConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        if not self.lr > 0:
-            raise UsageError(f"lr must be positive, got {self.lr}")
-        if self.batch_size < 1 or self.epochs < 0 or self.min_steps < 0:
-            raise UsageError("batch_size must be at least 1, epochs and min_steps at least 0")
-        if self.bank_size <= self.interior_k or self.interior_k < 1:
-            raise UsageError("bank_size must exceed interior_k, which must be at least 1")
-        if self.params not in ("all", "decoder"):
-            raise UsageError(f"params {self.params!r}: use all or decoder")
-        if self.projection not in ("always", "conflict", "none"):
-            raise UsageError(f"projection {self.projection!r}: use always, conflict or none")
-        if self.weighting not in ("share", "equal"):
-            raise UsageError(f"weighting {self.weighting!r}: use share or equal")
+        check_settings(
+            self,
+            positive=("lr",),
+            at_least_one=("batch_size", "interior_k"),
+            at_least_zero=("epochs", "min_steps"),
+            choices={
+                "params": SCOPES,
+                "projection": ("always", "conflict", "none"),
+                "weighting": ("share", "equal"),
+            },
+        )
+        if self.bank_size <= self.interior_k:
+            raise UsageError(
+                f"must exceed interior_k ({self.interior_k}), got {self.bank_size}", "bank_size"
+            )
 
 
 def sample_of(data, n: int, generator: torch.Generator):
@@ -168,9 +178,9 @@ class Redirect:
         return self.title
 
     def default_config(self, ckpt) -> RedirectConfig:
-        return RedirectConfig(batch_size=ckpt.training.get("batch_size", 128))
+        return RedirectConfig(batch_size=original_batch_size(ckpt))
 
-    def unlearn(self, ckpt, forget, retain, cfg: RedirectConfig, device, progress) -> nn.Module:
+    def unlearn(self, ckpt, forget, retain, cfg: RedirectConfig, device, progress) -> Unlearned:
         generator = seed_everything(cfg.seed)
         distributed.decorrelate(cfg.seed)  # under torchrun: each rank its own noise
         model = copy.deepcopy(ckpt.model).to(device).eval()
@@ -217,4 +227,4 @@ class Redirect:
             opt.step()
             progress.advance(1, f"redirect loss {loss_d.item():.1f}  retain {loss_r.item():.1f}")
         progress.done()
-        return model.requires_grad_(True).eval()
+        return Unlearned(model.requires_grad_(True).eval())

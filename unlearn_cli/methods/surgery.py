@@ -33,17 +33,25 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from unlearn_cli import distributed
+from unlearn_cli import defaults, distributed
+from unlearn_cli.config import check_settings
 from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.train import make_loader, next_epoch, to_device
-from unlearn_cli.errors import UsageError
-from unlearn_cli.methods import default_lr, scoped_parameters, train_only
+from unlearn_cli.methods import (
+    OPTIMIZERS,
+    SCOPES,
+    Unlearned,
+    default_lr,
+    original_batch_size,
+    scoped_parameters,
+    train_only,
+)
 
 
 @dataclass
 class SurgeryConfig:
     lr: float = 5e-4  # paper, Appendix A.1: 5e-4 on MNIST, 1e-5 on CelebA (see default_lr)
-    batch_size: int = 128  # paper: the batch size of the original training
+    batch_size: int = defaults.BATCH_SIZE  # paper: the batch size of the original training
     epochs: int = 1  # paper: "one-shot", a single pass over D_f
     # "all" is the paper's scope; the decoder by default because the encoder absorbs the ascent
     # (README, "Which parameters"), and the row label says so (Surgery.title_for)
@@ -54,18 +62,17 @@ class SurgeryConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        if not self.lr > 0:
-            raise UsageError(f"--lr must be positive, got {self.lr}")
-        if self.batch_size < 1 or self.epochs < 1:
-            raise UsageError("--batch-size and --epochs must be at least 1")
-        if self.repair_steps < 0:
-            raise UsageError(f"--repair-steps must be 0 or more, got {self.repair_steps}")
-        if self.params not in ("all", "decoder"):
-            raise UsageError(f"--params {self.params!r}: use all or decoder")
-        if self.projection not in ("always", "conflict"):
-            raise UsageError(f"--projection {self.projection!r}: use always or conflict")
-        if self.optimizer not in ("adam", "sgd"):
-            raise UsageError(f"--optimizer {self.optimizer!r}: use adam or sgd")
+        check_settings(
+            self,
+            positive=("lr",),
+            at_least_one=("batch_size", "epochs"),
+            at_least_zero=("repair_steps",),
+            choices={
+                "params": SCOPES,
+                "projection": ("always", "conflict"),
+                "optimizer": OPTIMIZERS,
+            },
+        )
 
 
 def flat_grad(loss: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:
@@ -139,9 +146,9 @@ class Surgery:
         return "SURGERY (paper)" if cfg.params == "all" else self.title
 
     def default_config(self, ckpt) -> SurgeryConfig:
-        return SurgeryConfig(lr=default_lr(ckpt), batch_size=ckpt.training.get("batch_size", 128))
+        return SurgeryConfig(lr=default_lr(ckpt), batch_size=original_batch_size(ckpt))
 
-    def unlearn(self, ckpt, forget, retain, cfg: SurgeryConfig, device, progress) -> nn.Module:
+    def unlearn(self, ckpt, forget, retain, cfg: SurgeryConfig, device, progress) -> Unlearned:
         generator = seed_everything(cfg.seed)
         distributed.decorrelate(cfg.seed)  # under torchrun: each rank its own noise
         model = copy.deepcopy(ckpt.model).to(device).train()
@@ -171,4 +178,4 @@ class Surgery:
                 opt.step()
                 progress.advance(1)
             progress.done()
-        return model.requires_grad_(True).eval()
+        return Unlearned(model.requires_grad_(True).eval())

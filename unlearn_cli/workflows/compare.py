@@ -16,15 +16,14 @@ from unlearn_cli.engine.progress import NullProgress, Progress
 from unlearn_cli.workflows.experiment import Experiment, MethodRun
 from unlearn_cli.workflows.runner import Runner, slug
 from unlearn_cli.workflows.tables import mark_best, summarise
+from unlearn_cli.workflows.targets import Target, default_target
 
 
-def target_of(requests: list[Request]) -> str | None:
+def target_of(requests: list[Request]) -> Target | None:
     """What fratio counts for these requests; None for individual samples, which the
     membership-inference AUC scores instead."""
-    from unlearn_cli.workflows.targets import default_target
-
     target = default_target(requests)
-    return None if target is None or target.kind == "samples" else str(target)
+    return None if target is None or target.kind == "samples" else target
 
 
 def run_title(run: MethodRun, original: Checkpoint) -> str:
@@ -85,7 +84,7 @@ def run_experiment(exp: Experiment, device: torch.device, progress: Progress | N
     return {
         "experiment": exp.name,
         "dataset": exp.dataset.describe(),
-        "target": target,
+        "target": None if target is None else str(target),
         "seeds": exp.seeds,
         "device": str(device),
         "judge": judge.metrics.get("test_accuracy"),
@@ -100,7 +99,7 @@ def run_experiment(exp: Experiment, device: torch.device, progress: Progress | N
 def tabulate_checkpoints(
     paths: list[Path],
     judge: Checkpoint,
-    target: str | None,
+    target: Target | None,
     evaluate_options: dict,
     device: torch.device,
     progress: Progress | None = None,
@@ -121,7 +120,7 @@ def tabulate_checkpoints(
     mark_best(rows)
     return {
         "experiment": None,
-        "target": target,
+        "target": None if target is None else str(target),
         "device": str(device),
         "judge": judge.metrics.get("test_accuracy"),
         "rows": rows,

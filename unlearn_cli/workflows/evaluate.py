@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from unlearn_cli import distributed
+from unlearn_cli import defaults, distributed
 from unlearn_cli.data.requests import Request
 from unlearn_cli.engine.checkpoint import Checkpoint
 from unlearn_cli.engine.progress import NullProgress, Progress
@@ -28,23 +28,25 @@ from unlearn_cli.workflows.cost import cost
 from unlearn_cli.workflows.image_sets import DataImages, EvalSets, Generated, eval_sets, subset
 from unlearn_cli.workflows.judges import check_judge, judge_classes
 from unlearn_cli.workflows.reference import check_reference, warn_if_not_retrained
-from unlearn_cli.workflows.targets import (
-    Target,
-    check_target,
-    default_target,
-    forgotten_requests,
-    parse_target,
-)
+from unlearn_cli.workflows.targets import Target, absent_requests, check_target, default_target
+
+
+def check_evaluation(samples: int, batch_size: int) -> None:
+    """An evaluation needs two samples at least (FID's covariance) and a batch of one."""
+    if samples < 2:
+        raise UsageError(f"must be at least 2 (FID needs two), got {samples}", "samples")
+    if batch_size < 1:
+        raise UsageError(f"must be at least 1, got {batch_size}", "batch_size")
 
 
 def evaluate(
     vae: Checkpoint,
     judge: Checkpoint | None,
     *,
-    target: str | None = None,
-    samples: int = 10000,
-    seed: int = 0,
-    batch_size: int = 500,
+    target: Target | None = None,
+    samples: int = defaults.SAMPLES,
+    seed: int = defaults.EVAL_SEED,
+    batch_size: int = defaults.EVAL_BATCH_SIZE,
     device: torch.device | str = "cpu",
     progress: Progress | None = None,
     root: str | None = None,
@@ -58,7 +60,7 @@ def evaluate(
     itself says it forgot (an original model says nothing, so score it with the requests its
     unlearned children honoured).
 
-    `target` ("class:1", "attr:Male", "samples") overrides what the lineage says was forgotten.
+    `target` (class:1, attribute:Male, samples) overrides what the lineage says was forgotten.
     The target's training samples are the forget set of `forget_elbo` (a seeded random
     FORGET_ELBO_MAX of them at most); held-out test images outside the target are the retain
     set of `retain_elbo` and FID's real images. fratio, IS and FID need a `judge`; the
@@ -75,21 +77,18 @@ def evaluate(
     """
     progress = progress or NullProgress()
     device = torch.device(device)
-    if samples < 2:
-        raise UsageError(f"--samples must be at least 2 (FID needs two), got {samples}")
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    check_evaluation(samples, batch_size)
     if vae.kind != "vae":
         raise CheckpointError(f"{vae.path}: is a {vae.kind} checkpoint; evaluate scores a VAE")
     if requests is None:
-        requests = forgotten_requests(vae)
-    tgt = parse_target(target) if target is not None else default_target(requests)
+        requests = absent_requests(vae)
+    tgt = target if target is not None else default_target(requests)
     sample_requests = [r for r in requests if r.selector in ("indices", "files")]
     if tgt is not None and tgt.kind == "samples" and not sample_requests:
         raise UsageError(
-            "--target samples: the model's lineage names no forgotten samples "
-            "(indices or files); name them with --manifest, or score classes with "
-            "class:DIGIT or attr:NAME"
+            "samples: the model's lineage names no forgotten samples (indices or files); "
+            "name them in a manifest, or score classes with class:DIGIT or attribute:NAME",
+            "target",
         )
     if tgt is not None:
         check_target(tgt, vae.dataset)
@@ -98,7 +97,7 @@ def evaluate(
     if reference is not None:
         check_reference(reference, vae)
     for shadow in shadows or []:
-        check_reference(shadow, vae, "--shadow")
+        check_reference(shadow, vae, "shadow")
 
     progress.start("evaluate", total=3)
     sets = eval_sets(vae.dataset, tgt, sample_requests, root, seed)
@@ -257,7 +256,7 @@ def _judge_metrics(
     model = judge.model.to(device).eval()
     logits, features = judge_outputs(model, fakes, batch_size)  # one pass over the samples
     fr = None
-    if tgt is not None and tgt.kind in ("class", "attr"):
+    if tgt is not None and tgt.kind in ("class", "attribute"):
         classes = judge_classes(judge.dataset)
         indices = [classes.index(c) for c in tgt.values] if tgt.kind == "class" else [1]
         fr = fratio_of_logits(logits, indices)

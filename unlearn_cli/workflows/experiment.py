@@ -13,7 +13,8 @@ from unlearn_cli.config import check_fields, is_int, load_yaml
 from unlearn_cli.data.requests import Request, load_manifest, parse_requests
 from unlearn_cli.data.spec import DatasetSpec
 from unlearn_cli.errors import ConfigError, UnlearnError, UsageError
-from unlearn_cli.methods import METHOD_NAMES, option_types
+from unlearn_cli.methods import METHOD_NAMES, check_options, option_types
+from unlearn_cli.workflows.targets import Target
 
 DEFAULT_METHODS = ("ascent", "fu", "surgery", "redirect")
 
@@ -109,6 +110,10 @@ def load_experiment(path: str | Path) -> Experiment:
             problems.append(f"{where}: unknown method {name!r}; use one of {known}{extra}")
             continue
         options = {k: v for k, v in entry.items() if k not in ("method", "label")}
+        try:
+            check_options(name, options)
+        except UsageError as e:
+            problems.append(f"{where}: {e}")  # named as the file names it: `lr`, not `--lr`
         methods.append(MethodRun(entry.get("label", name), name, options))
     labels = [m.label for m in methods]
     if len(labels) != len(set(labels)):
@@ -156,16 +161,12 @@ def load_experiment(path: str | Path) -> Experiment:
     )
 
 
-def forgetting(exp: Experiment, target: str) -> Experiment:
-    """The experiment with its requests replaced by one that forgets `target` (class:DIGIT or
-    attr:NAME): one file serves every target of a dataset, sharing its originals and judge."""
-    from unlearn_cli.workflows.targets import parse_target
-
-    tgt = parse_target(target)
-    if tgt.kind == "samples":
+def forgetting(exp: Experiment, target: Target) -> Experiment:
+    """The experiment with its requests replaced by one that forgets `target` (digits or an
+    attribute): one file serves every target of a dataset, sharing its originals and judge."""
+    if target.kind == "samples":
         raise UsageError(
-            f"forget {target!r}: name a class:DIGIT or attr:NAME; samples need a manifest"
+            "samples: name a class:DIGIT or attribute:NAME; samples need a manifest", "forget"
         )
-    selector = "class" if tgt.kind == "class" else "attribute"
-    name = f"forget-{tgt.kind}-{'-'.join(map(str, tgt.values))}"
-    return dataclasses.replace(exp, requests=[Request(name, selector, tgt.values)])
+    name = f"forget-{target.kind}-{'-'.join(map(str, target.values))}"
+    return dataclasses.replace(exp, requests=[Request(name, target.kind, target.values)])

@@ -26,6 +26,7 @@ from unlearn_cli.engine.files import file_sha256, recorded_seconds, timestamp
 from unlearn_cli.engine.progress import NullProgress, Progress
 from unlearn_cli.engine.train import start_clock, sync
 from unlearn_cli.errors import DataError
+from unlearn_cli.methods import MethodConfig, UnlearningMethod
 from unlearn_cli.metrics import negative_elbo
 from unlearn_cli.workflows.image_sets import DataImages
 from unlearn_cli.workflows.ledger import append_receipts, ledger_lock
@@ -33,7 +34,7 @@ from unlearn_cli.workflows.ledger import append_receipts, ledger_lock
 
 @dataclass
 class Plan:
-    """What a forget operation will do, before it does it (all `--dry-run` prints)."""
+    """What a forget operation will do, before it does it (all a dry run prints)."""
 
     new: list[Request]  # requests not yet in the lineage
     skipped: list[Request]  # requests the lineage says were already forgotten
@@ -58,9 +59,10 @@ def plan_forget(ckpt: Checkpoint, requests: list[Request], root: str | None = No
     """Resolve requests against the checkpoint's own training set (from its metadata)."""
     if not requests:
         raise DataError(
-            "nothing to forget: give --class, --attribute, --indices, --indices-file or --manifest"
+            "nothing to forget: name a class, an attribute, sample indices or a manifest of "
+            "requests"
         )
-    earlier = [Request.from_dict(r) for r in ckpt.forgotten_requests()]
+    earlier = ckpt.forgotten_requests()
     done = {r.id for r in earlier}
     new = [r for r in requests if r.id not in done]
     skipped = [r for r in requests if r.id in done]
@@ -91,8 +93,8 @@ def plan_forget(ckpt: Checkpoint, requests: list[Request], root: str | None = No
 def run_forget(
     ckpt: Checkpoint,
     plan: Plan,
-    method,
-    cfg,
+    method: UnlearningMethod,
+    cfg: MethodConfig,
     device: torch.device,
     progress: Progress | None = None,
 ) -> Checkpoint:
@@ -102,7 +104,9 @@ def run_forget(
     probe = plan.retain.subset(torch.arange(min(PROBE_SIZE, len(plan.retain))))
     before = probe_loss(ckpt.model, probe, device)
     start = start_clock(device)
-    model = method.unlearn(ckpt, plan.forget, plan.retain, cfg, device, progress)
+    assert plan.forget is not None
+    result = method.unlearn(ckpt, plan.forget, plan.retain, cfg, device, progress)
+    model = result.model
     distributed.same_weights_(model)  # under torchrun: rank 0's result everywhere
     sync(device)
     seconds = time.perf_counter() - start
@@ -114,8 +118,8 @@ def run_forget(
         "forgotten_sha256": ids_sha256(plan.forget_ids),
         "retain_count": len(plan.retain),
         "method": method.name,
-        "hyperparameters": dataclasses.asdict(cfg),
-        "stats": getattr(method, "stats", {}),  # e.g. fu's threshold and shifted fraction
+        "hyperparameters": dataclasses.asdict(cfg),  # type: ignore[call-overload]
+        "stats": result.stats,  # e.g. fu's threshold and shifted fraction
         "seed": cfg.seed,
         "wall_seconds": recorded_seconds(seconds),
         "retain_drift": round(drift, 6),  # relative change of the retained data's loss
@@ -133,6 +137,60 @@ def run_forget(
         created="",
         path=None,
         sha256=None,
+    )
+
+
+def status(request: Request, plan: Plan, skipped: set[str], dry_run: bool) -> str:
+    """A request's line in the result: skipped, or (would be) forgotten, and any overlap."""
+    if request.id in skipped:
+        return "skipped: already forgotten"
+    before = plan.already.get(request.id, 0)
+    if plan.nothing_to_do:
+        return "nothing new: forgotten before"
+    done = "would forget" if dry_run else "forgotten"
+    return f"{done} ({before} forgotten before)" if before else done
+
+
+def summarise(
+    checkpoint: Path, method: str, dry_run: bool, requests: list[Request], plan: Plan, dev
+) -> dict:
+    """`unlearn forget`'s result before anything runs: what each request selects, and the set
+    sizes; `written` adds what a run wrote."""
+    skipped = {r.id for r in plan.skipped}
+    return {
+        "checkpoint": str(checkpoint),
+        "method": method,
+        "dry_run": dry_run,
+        "requests": [
+            {
+                "id": r.id,
+                "selector": r.describe(),
+                "selected": plan.selected.get(r.id),
+                "status": status(r, plan, skipped, dry_run),
+            }
+            for r in requests
+        ],
+        "forget_samples": len(plan.forget_ids),
+        "retain_samples": len(plan.retain or []),
+        "out": None,
+        "sha256": None,
+        "wall_seconds": None,
+        "retain_drift": None,  # the retained data's loss, relative change by this operation
+        "cumulative_retain_drift": None,  # ... compounded over the whole lineage
+        "device": str(dev),
+    }
+
+
+def written(child: Checkpoint, out: Path) -> dict:
+    """What a written child adds to the result: where, its sha256, the time and settings."""
+    entry = child.lineage[-1]
+    return dict(
+        out=str(out),
+        sha256=child.sha256,
+        wall_seconds=entry["wall_seconds"],
+        hyperparameters=entry["hyperparameters"],
+        retain_drift=entry["retain_drift"],
+        cumulative_retain_drift=round(cumulative_drift(child.lineage), 6),
     )
 
 

@@ -21,9 +21,10 @@ def check_grid_pair(vae: Checkpoint, before: Checkpoint) -> None:
     """Grids compare image by image only between models of one latent space and image shape."""
     if (before.model.latent_dim, before.model.shape) != (vae.model.latent_dim, vae.model.shape):
         raise UsageError(
-            f"--compare-grid {before.path}: its latent size or image shape differs from the "
+            f"{before.path}: its latent size or image shape differs from the "
             "model's, so their grids cannot match image by image; compare a model with the one "
-            "it was made from"
+            "it was made from",
+            "compare_grid",
         )
 
 

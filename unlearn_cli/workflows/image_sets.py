@@ -113,14 +113,14 @@ def eval_sets(
             if missing:
                 raise DataError(
                     f"no held-out test images of digit(s) {missing}, which forgotten samples "
-                    f"belong to, in {full.describe()}; use more data (a larger --limit at "
+                    f"belong to, in {full.describe()}; use more data (a larger `limit` when "
                     "training)"
                 )
             nonmember_weights = class_mix_weights(members.labels, test.labels[nonmember_mask])
         if not nonmember_mask.any():
             raise DataError(
                 f"no held-out test images of the forgotten samples' classes in "
-                f"{full.describe()}; use more data (a larger --limit at training)"
+                f"{full.describe()}; use more data (a larger `limit` when training)"
             )
     if tgt is not None and tgt.kind == "samples":
         forget = members

@@ -16,7 +16,7 @@ def judge_classes(spec: DatasetSpec) -> tuple:
     """The judge's classes in index order: the digits in use, or (CelebA) without/with the
     attribute."""
     if spec.name == "mnist":
-        return spec.classes or tuple(range(10))
+        return spec.digits
     return (0, 1)
 
 
@@ -27,30 +27,35 @@ def check_judge(judge: Checkpoint, vae: Checkpoint, target: Target | None) -> No
     name = judge.path or "the judge"
     if judge.kind != "judge":
         raise CheckpointError(
-            f"--judge {name}: is a {judge.kind} checkpoint, not a judge; train "
-            "one with `unlearn train --model judge`"
+            f"{name}: is a {judge.kind} checkpoint, not a judge; train "
+            "one with `unlearn train --model judge`",
+            "judge",
         )
     if j.name != v.name:
         raise UsageError(
-            f"--judge {name} was trained on {j.name} but the model on {v.name}; "
-            f"train a judge on {v.name} with `unlearn train --model judge`"
+            f"{name} was trained on {j.name} but the model on {v.name}; "
+            f"train a judge on {v.name} with `unlearn train --model judge`",
+            "judge",
         )
     if v.name == "mnist" and judge_classes(j) != judge_classes(v):
         digits = ",".join(map(str, judge_classes(v)))
         raise UsageError(
-            f"--judge {name} tells digits {','.join(map(str, judge_classes(j)))} apart but the "
-            f"model learned digits {digits}; train a matching judge: unlearn train --model judge "
-            f"--classes {digits}"
+            f"{name} tells digits {','.join(map(str, judge_classes(j)))} apart but the "
+            f"model learned digits {digits}; train a matching judge: "
+            f"`unlearn train --model judge --classes {digits}`",
+            "judge",
         )
-    if target is not None and target.kind == "attr" and len(target.values) > 1:
+    if target is not None and target.kind == "attribute" and len(target.values) > 1:
         raise UsageError(
-            f"--target {target}: a judge classifies one attribute; score one at a time, e.g. "
-            f"--target attr:{target.values[0]} with a judge of {target.values[0]}"
+            f"{target}: a judge classifies one attribute; score one at a time, e.g. "
+            f"attribute:{target.values[0]} with a judge of {target.values[0]}",
+            "target",
         )
-    if target is not None and target.kind == "attr" and j.attribute != target.values[0]:
+    if target is not None and target.kind == "attribute" and j.attribute != target.values[0]:
         raise UsageError(
-            f"--judge {name} classifies {j.attribute} but the target is {target}; train one: "
-            f"unlearn train --model judge --dataset celeba --attribute {target.values[0]}"
+            f"{name} classifies {j.attribute} but the target is {target}; train one: "
+            f"`unlearn train --model judge --dataset celeba --attribute {target.values[0]}`",
+            "judge",
         )
 
 

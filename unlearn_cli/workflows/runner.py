@@ -13,11 +13,12 @@ from pathlib import Path
 
 import torch
 
-from unlearn_cli import __version__, distributed
+from unlearn_cli import __version__, defaults, distributed
 from unlearn_cli.data.requests import Request
 from unlearn_cli.engine.checkpoint import Checkpoint, atomic_write, load_checkpoint, save_checkpoint
 from unlearn_cli.engine.progress import Progress
 from unlearn_cli.workflows.experiment import Experiment, MethodRun
+from unlearn_cli.workflows.targets import Target
 
 METRICS_VERSION = 3  # what evaluate() reports; raise it when a metric is added or changed
 
@@ -64,12 +65,7 @@ class Runner:
             assert ckpt.sha256 is not None  # load_checkpoint sets it
             return ckpt, ckpt.sha256
         spec = dataclasses.replace(self.exp.dataset, attribute=j.get("attribute"))
-        cfg = TrainConfig(
-            epochs=j.get("epochs", 3),
-            batch_size=j.get("batch_size", 128),
-            lr=j.get("lr", 1e-3),
-            seed=j.get("seed", 0),
-        )
+        cfg = TrainConfig.of(j, "judge")
         k = key("judge", spec.to_dict(), cfg.to_dict())
         model_cfg = JudgeConfig.from_name(spec.name, num_classes=spec.num_classes)
         return self.cached(
@@ -131,7 +127,7 @@ class Runner:
         ckpt_key: str,
         judge: Checkpoint,
         judge_key: str,
-        target: str | None,
+        target: Target | None,
         requests: list[Request] | None = None,
         reference: tuple[Checkpoint, str] | None = None,
     ) -> dict:
@@ -139,10 +135,11 @@ class Runner:
         `reference` (the RETRAIN checkpoint and its key) gives FID against retraining."""
         from unlearn_cli.workflows.evaluate import evaluate
 
-        ev = {"samples": 10000, "seed": 0, "batch_size": 500, **self.exp.evaluate}
+        ev = defaults.evaluation(self.exp.evaluate)
         named = [r.to_dict() for r in requests] if requests is not None else None
         ref_key = reference[1] if reference is not None else None
-        k = key(ckpt_key, judge_key, ev, target, named, ref_key, __version__, METRICS_VERSION)
+        tgt = None if target is None else str(target)
+        k = key(ckpt_key, judge_key, ev, tgt, named, ref_key, __version__, METRICS_VERSION)
         path = self.exp.out_dir / f"metrics-{k}.json"
         if distributed.broadcast(path.exists()):  # rank 0's view: every rank takes one branch
             cached = json.loads(path.read_text()) if distributed.is_main() else None

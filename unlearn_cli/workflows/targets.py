@@ -6,20 +6,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from unlearn_cli.data.requests import SELECTORS, Request
+from unlearn_cli.data.requests import Request
 from unlearn_cli.data.spec import DatasetSpec
 from unlearn_cli.engine.checkpoint import Checkpoint
-from unlearn_cli.errors import CheckpointError, UsageError
+from unlearn_cli.errors import UsageError
 
-TARGET_HINT = "use class:DIGIT[,DIGIT...] (MNIST), attr:NAME (CelebA) or samples, e.g. class:1"
+TARGET_HINT = (
+    "use class:DIGIT[,DIGIT...] (MNIST), attribute:NAME (CelebA; attr:NAME for short) or "
+    "samples, e.g. class:1"
+)
 
 
 @dataclass(frozen=True)
 class Target:
     """What the model should have forgotten: digits, a CelebA attribute, or individual samples."""
 
-    kind: str  # "class", "attr" or "samples"
-    values: tuple = ()  # digits for "class", attribute names for "attr", nothing for "samples"
+    kind: str  # "class", "attribute" (as the requests' selectors) or "samples" (indices, files)
+    values: tuple = ()  # digits for "class", names for "attribute", nothing for "samples"
 
     def __str__(self) -> str:
         if self.kind == "samples":
@@ -28,11 +31,13 @@ class Target:
 
     def request(self) -> Request:
         """The deletion request that selects the same samples."""
-        return Request("target", "class" if self.kind == "class" else "attribute", self.values)
+        assert self.kind != "samples", "samples are the requests themselves"
+        return Request("target", self.kind, self.values)
 
 
-def parse_target(text: str) -> Target:
-    """'class:1', 'class:1,3', 'attr:Male' or 'samples'."""
+def parse_target(text: str, setting: str = "target") -> Target:
+    """'class:1', 'class:1,3', 'attribute:Male' (or 'attr:Male') or 'samples'; an error names
+    `setting`, the one that gave the text."""
     kind, sep, rest = text.strip().partition(":")
     kind = kind.strip().lower()
     items = [p.strip() for p in rest.split(",") if p.strip()]
@@ -41,24 +46,14 @@ def parse_target(text: str) -> Target:
     if kind == "class" and items and all(p.isdigit() for p in items):
         return Target("class", tuple(sorted({int(p) for p in items})))
     if kind in ("attr", "attribute") and items:
-        return Target("attr", tuple(dict.fromkeys(items)))
-    raise UsageError(f"--target {text!r}: {TARGET_HINT}")
+        return Target("attribute", tuple(dict.fromkeys(items)))
+    raise UsageError(f"{text!r}: {TARGET_HINT}", setting)
 
 
-def forgotten_requests(ckpt: Checkpoint) -> list[Request]:
+def absent_requests(ckpt: Checkpoint) -> list[Request]:
     """What `ckpt` does not know: the exclusions it was trained without (a retrain reference),
     then every request forgotten since, from its lineage."""
-    out = []
-    for d in (*ckpt.dataset.exclude, *ckpt.forgotten_requests()):
-        selector = next((k for k in SELECTORS if k in d), None)
-        if selector is None or "id" not in d:
-            raise CheckpointError(
-                f"{ckpt.path}: a forget request in its metadata has no id or "
-                f"selector ({d!r}); the file was edited or is corrupt"
-            )
-        values = d[selector] if isinstance(d[selector], list) else [d[selector]]
-        out.append(Request.from_dict({**d, selector: values}))
-    return out
+    return [*ckpt.excluded_requests(), *ckpt.forgotten_requests()]
 
 
 def default_target(requests: list[Request]) -> Target | None:
@@ -68,7 +63,7 @@ def default_target(requests: list[Request]) -> Target | None:
         return Target("class", tuple(classes))
     attrs = [a for r in requests if r.selector == "attribute" for a in r.values]
     if attrs:
-        return Target("attr", tuple(dict.fromkeys(attrs)))
+        return Target("attribute", tuple(dict.fromkeys(attrs)))
     if any(r.selector in ("indices", "files") for r in requests):
         return Target("samples")
     return None
@@ -79,22 +74,25 @@ def check_target(target: Target, spec: DatasetSpec) -> None:
     if target.kind == "class":
         if spec.name != "mnist":
             raise UsageError(
-                f"--target {target}: classes are MNIST digits; on {spec.name} use "
-                "attr:NAME, e.g. attr:Male"
+                f"{target}: classes are MNIST digits; on {spec.name} use "
+                "attribute:NAME, e.g. attribute:Male",
+                "target",
             )
-        known = spec.classes or tuple(range(10))
+        known = spec.digits
         unknown = [c for c in target.values if c not in known]
         if unknown:
             raise UsageError(
-                f"--target {target}: the model never learned digit {unknown[0]} "
-                f"(its digits: {','.join(map(str, known))})"
+                f"{target}: the model never learned digit {unknown[0]} "
+                f"(its digits: {','.join(map(str, known))})",
+                "target",
             )
         if set(target.values) >= set(known):
             raise UsageError(
-                f"--target {target}: that is every digit the model learned, so no "
-                "class would be left to retain"
+                f"{target}: that is every digit the model learned, so no "
+                "class would be left to retain",
+                "target",
             )
-    if target.kind == "attr" and spec.name != "celeba":
+    if target.kind == "attribute" and spec.name != "celeba":
         raise UsageError(
-            f"--target {target}: {spec.name} has no attributes; use class:DIGIT, e.g. class:1"
+            f"{target}: {spec.name} has no attributes; use class:DIGIT, e.g. class:1", "target"
         )
