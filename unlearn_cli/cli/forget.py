@@ -17,6 +17,7 @@ from unlearn_cli.cli.output import (
     out,
     print_json,
 )
+from unlearn_cli.methods.settings import help_for
 
 if TYPE_CHECKING:
     from unlearn_cli.workflows.forget import Plan
@@ -136,48 +137,15 @@ def forget(
             "ascent, fu or retrain."
         ),
     ] = "redirect",
-    params: Annotated[
-        str | None,
-        typer.Option(
-            help="Parameters to update: decoder, or all (the paper's scope for surgery and "
-            "ascent). \\[default: decoder]"
-        ),
-    ] = None,
-    projection: Annotated[
-        str | None,
-        typer.Option(
-            help="surgery: always (the paper) or conflict (only when the gradients conflict); "
-            "redirect: conflict (its default), always or none."
-        ),
-    ] = None,
-    lr: Annotated[
-        float | None,
-        typer.Option(
-            help="\\[default: redirect 1.5e-4; surgery, ascent 5e-4 MNIST, 1e-5 CelebA; retrain: "
-            "the checkpoint's]"
-        ),
-    ] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(help="\\[default: the checkpoint's training batch size]")
-    ] = None,
-    epochs: Annotated[
-        int | None,
-        typer.Option(
-            help="Passes over D_f (retrain: over D_r). \\[default: 1; retrain: the checkpoint's]"
-        ),
-    ] = None,
-    steps: Annotated[int | None, typer.Option(help="fu: prior batches to train on.")] = None,
-    alpha: Annotated[float | None, typer.Option(help="fu: weight of the SSIM term.")] = None,
-    repair_steps: Annotated[
-        int | None,
-        typer.Option(
-            help="surgery: retain-descent steps after the pass, projected so they keep the "
-            "forgetting (not in the paper; see README). \\[default: 0]"
-        ),
-    ] = None,
-    seed: Annotated[
-        int | None, typer.Option(help="\\[default: 0; retrain: the checkpoint's]")
-    ] = None,
+    params: Annotated[str | None, typer.Option(help=help_for("params"))] = None,
+    projection: Annotated[str | None, typer.Option(help=help_for("projection"))] = None,
+    lr: Annotated[float | None, typer.Option(help=help_for("lr"))] = None,
+    batch_size: Annotated[int | None, typer.Option(help=help_for("batch_size"))] = None,
+    epochs: Annotated[int | None, typer.Option(help=help_for("epochs"))] = None,
+    steps: Annotated[int | None, typer.Option(help=help_for("steps"))] = None,
+    alpha: Annotated[float | None, typer.Option(help=help_for("alpha"))] = None,
+    repair_steps: Annotated[int | None, typer.Option(help=help_for("repair_steps"))] = None,
+    seed: Annotated[int | None, typer.Option(help=help_for("seed"))] = None,
     device: DeviceOpt = "auto",
     data_dir: DataDirOpt = None,
     out_path: Annotated[

@@ -24,9 +24,7 @@ if TYPE_CHECKING:
     from unlearn_cli.engine.progress import Progress
     from unlearn_cli.models import VAE
 
-METHOD_NAMES = ("redirect", "surgery", "ascent", "fu", "retrain")
-SCOPES = ("all", "decoder")  # what an update may change: `scoped_parameters`
-OPTIMIZERS = ("adam", "sgd")
+from unlearn_cli.methods.settings import CONFIGS, METHOD_NAMES, PAPER_LR
 
 
 class MethodConfig(Protocol):
@@ -65,9 +63,11 @@ class UnlearningMethod(Protocol):
         cfg: Any,
         device: torch.device,
         progress: Progress,
+        heldout: Samples | None = None,
     ) -> Unlearned:
         """A new generator that has forgotten `forget` and kept `retain`; `ckpt.model` stays
-        as it was."""
+        as it was. `heldout` (the dataset's test split, when there is one) is data the model
+        never saw, for a method that measures what "unseen" looks like to the model."""
 
 
 def get_method(name: str) -> UnlearningMethod:
@@ -92,22 +92,10 @@ def get_method(name: str) -> UnlearningMethod:
     return cls()
 
 
-def config_types() -> dict[str, type]:
-    """Each method's config dataclass, by method name."""
-    from unlearn_cli.methods.ascent import AscentConfig
-    from unlearn_cli.methods.fu import FUConfig
-    from unlearn_cli.methods.redirect import RedirectConfig
-    from unlearn_cli.methods.retrain import RetrainConfig
-    from unlearn_cli.methods.surgery import SurgeryConfig
-
-    configs = (RedirectConfig, SurgeryConfig, AscentConfig, FUConfig, RetrainConfig)
-    return dict(zip(METHOD_NAMES, configs))
-
-
 def check_options(name: str, options: dict[str, Any]) -> None:
     """A UsageError for the first of `options` that method `name` has no field for or that is
     out of its range, before any checkpoint is at hand (an experiment file is checked so)."""
-    config = config_types()[name]
+    config = CONFIGS[name]
     fields = {f.name for f in dataclasses.fields(config)}
     unknown = sorted(set(options) - fields)
     if unknown:
@@ -124,7 +112,7 @@ def option_types() -> dict[str, type]:
     dataclasses themselves, so a new option needs no second list."""
     types = {"float": float, "int": int, "str": str, "bool": bool}
     found: dict[str, type] = {}
-    for config in config_types().values():
+    for config in CONFIGS.values():
         for f in dataclasses.fields(config):
             if f.name != "seed":
                 found.setdefault(f.name, types[str(f.type)])
@@ -150,7 +138,7 @@ def original_batch_size(ckpt: Checkpoint) -> int:
 
 def default_lr(ckpt: Checkpoint) -> float:
     """The paper's one-shot learning rates: 5e-4 on MNIST, 1e-5 on CelebA."""
-    return 5e-4 if ckpt.dataset.name == "mnist" else 1e-5
+    return PAPER_LR[ckpt.dataset.name]
 
 
 def scoped_parameters(model: VAE, scope: str) -> list[nn.Parameter]:

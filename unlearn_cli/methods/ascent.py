@@ -10,42 +10,19 @@ surgery, and the row label says "restricted to the decoder".
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
-from unlearn_cli import defaults, distributed
-from unlearn_cli.config import check_settings
+from unlearn_cli import distributed
 from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.train import next_epoch, to_device
 from unlearn_cli.methods import (
-    OPTIMIZERS,
-    SCOPES,
     Unlearned,
     default_lr,
     original_batch_size,
     scoped_parameters,
     train_only,
 )
+from unlearn_cli.methods.settings import AscentConfig
 from unlearn_cli.methods.surgery import make_optimizer, shuffled
-
-
-@dataclass
-class AscentConfig:
-    lr: float = 5e-4  # the same step size as surgery (default_lr)
-    batch_size: int = defaults.BATCH_SIZE  # the batch size of the original training
-    epochs: int = 1  # one pass over D_f, like surgery
-    # "all" is the paper's scope; the decoder by default, as surgery, so the two differ only
-    # by the projection, and the row label says so (Ascent.title_for)
-    params: str = "decoder"
-    optimizer: str = "adam"
-    seed: int = 0
-
-    def validate(self) -> None:
-        check_settings(
-            self,
-            positive=("lr",),
-            at_least_one=("batch_size", "epochs"),
-            choices={"params": SCOPES, "optimizer": OPTIMIZERS},
-        )
 
 
 class Ascent:
@@ -60,7 +37,9 @@ class Ascent:
     def default_config(self, ckpt) -> AscentConfig:
         return AscentConfig(lr=default_lr(ckpt), batch_size=original_batch_size(ckpt))
 
-    def unlearn(self, ckpt, forget, retain, cfg: AscentConfig, device, progress) -> Unlearned:
+    def unlearn(
+        self, ckpt, forget, retain, cfg: AscentConfig, device, progress, heldout=None
+    ) -> Unlearned:
         generator = seed_everything(cfg.seed)
         distributed.decorrelate(cfg.seed)  # under torchrun: each rank its own noise
         model = copy.deepcopy(ckpt.model).to(device).train()

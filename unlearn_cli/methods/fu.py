@@ -50,34 +50,20 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from unlearn_cli import defaults
-from unlearn_cli.config import check_settings
 from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.train import make_loader, to_device
 from unlearn_cli.errors import UsageError
 from unlearn_cli.methods import Unlearned, default_lr, original_batch_size
+from unlearn_cli.methods.settings import FUConfig
 
 if TYPE_CHECKING:
     from unlearn_cli.models import VAE
-
-
-@dataclass
-class FUConfig:
-    lr: float = 5e-4  # the same step size as the other methods (default_lr; paper A.1)
-    batch_size: int = defaults.BATCH_SIZE  # prior samples per step: the original training's
-    steps: int = 2000  # prior batches; the paper's "200 epochs" is ~10^4 (class docstring)
-    alpha: float = 3.0  # weight of the SSIM term on shifted samples (FU)
-    seed: int = 0  # fixes the prior samples
-
-    def validate(self) -> None:
-        check_settings(self, positive=("lr", "alpha"), at_least_one=("batch_size", "steps"))
 
 
 def feature_direction(mu_forget: Tensor, mu_retain: Tensor) -> tuple[Tensor, float]:
@@ -219,7 +205,9 @@ class FeatureUnlearning:
     def default_config(self, ckpt) -> FUConfig:
         return FUConfig(lr=default_lr(ckpt), batch_size=original_batch_size(ckpt))
 
-    def unlearn(self, ckpt, forget, retain, cfg: FUConfig, device, progress) -> Unlearned:
+    def unlearn(
+        self, ckpt, forget, retain, cfg: FUConfig, device, progress, heldout=None
+    ) -> Unlearned:
         if len(forget) == 0 or len(retain) == 0:
             raise UsageError("fu needs both a non-empty forget set and a non-empty retain set")
         check_feature(forget.labels, retain.labels)

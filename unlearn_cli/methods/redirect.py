@@ -33,24 +33,22 @@ method's cost does not grow with the training set beyond one pass over D_f.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearn_cli import defaults, distributed
-from unlearn_cli.config import check_settings
+from unlearn_cli import distributed
 from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.train import make_loader, to_device
-from unlearn_cli.errors import UsageError
 from unlearn_cli.methods import (
-    SCOPES,
     Unlearned,
+    membership,
     original_batch_size,
     scoped_parameters,
     train_only,
 )
+from unlearn_cli.methods.settings import RedirectConfig
 from unlearn_cli.methods.surgery import (
     endless,
     flat_grad,
@@ -61,42 +59,6 @@ from unlearn_cli.methods.surgery import (
 )
 
 ENCODE_BATCH = 1000  # images per batch when encoding the latent bank
-
-
-@dataclass
-class RedirectConfig:
-    # Adam; with "share" weighting, chosen on seed 0 of MNIST138 forgetting 1, 3 and 8 and of ten
-    # digits forgetting 3 and 7 (README, "Redirect"), then held fixed for every target and seed
-    lr: float = 1.5e-4
-    batch_size: int = defaults.BATCH_SIZE  # the batch size of the original training
-    epochs: int = 1  # passes over D_f, as surgery's one shot; 0 refits the prior only
-    min_steps: int = 50  # a small request still gets this many steps (cycling over D_f)
-    params: str = "decoder"  # the steps train the decoder; the refit also moves the encoder's head
-    projection: str = "conflict"  # remove the redirect's component along g_r when they conflict
-    # "share": weigh the redirect and the retain loss by the shares of D_f and D_r in the
-    # training set, as in training on D with D_f's images replaced; "equal": 1 and 1
-    weighting: str = "share"
-    refit: bool = True  # step 1; False redirects in the original latent coordinates
-    bank_size: int = 4096  # retained samples encoded for the refit and the target bank
-    interior_k: int = 10  # a target's k nearest bank neighbours must all be retained
-    seed: int = 0
-
-    def validate(self) -> None:
-        check_settings(
-            self,
-            positive=("lr",),
-            at_least_one=("batch_size", "interior_k"),
-            at_least_zero=("epochs", "min_steps"),
-            choices={
-                "params": SCOPES,
-                "projection": ("always", "conflict", "none"),
-                "weighting": ("share", "equal"),
-            },
-        )
-        if self.bank_size <= self.interior_k:
-            raise UsageError(
-                f"must exceed interior_k ({self.interior_k}), got {self.bank_size}", "bank_size"
-            )
 
 
 def sample_of(data, n: int, generator: torch.Generator):
@@ -180,7 +142,9 @@ class Redirect:
     def default_config(self, ckpt) -> RedirectConfig:
         return RedirectConfig(batch_size=original_batch_size(ckpt))
 
-    def unlearn(self, ckpt, forget, retain, cfg: RedirectConfig, device, progress) -> Unlearned:
+    def unlearn(
+        self, ckpt, forget, retain, cfg: RedirectConfig, device, progress, heldout=None
+    ) -> Unlearned:
         generator = seed_everything(cfg.seed)
         distributed.decorrelate(cfg.seed)  # under torchrun: each rank its own noise
         model = copy.deepcopy(ckpt.model).to(device).eval()
@@ -227,4 +191,10 @@ class Redirect:
             opt.step()
             progress.advance(1, f"redirect loss {loss_d.item():.1f}  retain {loss_r.item():.1f}")
         progress.done()
-        return Unlearned(model.requires_grad_(True).eval())
+        stats: dict[str, float] = {}
+        if cfg.match_steps and heldout is not None:
+            stats = membership.match(
+                model, reference, params, opt, (forget, retain, heldout), cfg.match_steps,
+                cfg, device, generator, progress,
+            )  # fmt: skip
+        return Unlearned(model.requires_grad_(True).eval(), stats)

@@ -7,24 +7,11 @@ identity is ever seen.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from unlearn_cli import defaults
-from unlearn_cli.config import check_settings
 from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.train import TrainConfig, fit
 from unlearn_cli.methods import Unlearned
-
-
-@dataclass
-class RetrainConfig:
-    epochs: int = defaults.EPOCHS  # the checkpoint's own training epochs
-    batch_size: int = defaults.BATCH_SIZE  # the checkpoint's own batch size
-    lr: float = defaults.LR  # the checkpoint's own learning rate
-    seed: int = defaults.SEED  # the checkpoint's own seed
-
-    def validate(self) -> None:
-        check_settings(self, positive=("lr",), at_least_one=("epochs", "batch_size"))
+from unlearn_cli.methods.settings import RetrainConfig
 
 
 class Retrain:
@@ -37,7 +24,9 @@ class Retrain:
     def default_config(self, ckpt) -> RetrainConfig:
         return RetrainConfig(**defaults.training(ckpt.training))
 
-    def unlearn(self, ckpt, forget, retain, cfg: RetrainConfig, device, progress) -> Unlearned:
+    def unlearn(
+        self, ckpt, forget, retain, cfg: RetrainConfig, device, progress, heldout=None
+    ) -> Unlearned:
         from unlearn_cli.models import VAE, VAEConfig
 
         seed_everything(cfg.seed)

@@ -28,51 +28,21 @@ from __future__ import annotations
 
 import copy
 import itertools
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from unlearn_cli import defaults, distributed
-from unlearn_cli.config import check_settings
+from unlearn_cli import distributed
 from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.train import make_loader, next_epoch, to_device
 from unlearn_cli.methods import (
-    OPTIMIZERS,
-    SCOPES,
     Unlearned,
     default_lr,
     original_batch_size,
     scoped_parameters,
     train_only,
 )
-
-
-@dataclass
-class SurgeryConfig:
-    lr: float = 5e-4  # paper, Appendix A.1: 5e-4 on MNIST, 1e-5 on CelebA (see default_lr)
-    batch_size: int = defaults.BATCH_SIZE  # paper: the batch size of the original training
-    epochs: int = 1  # paper: "one-shot", a single pass over D_f
-    # "all" is the paper's scope; the decoder by default because the encoder absorbs the ascent
-    # (README, "Which parameters"), and the row label says so (Surgery.title_for)
-    params: str = "decoder"
-    projection: str = "always"  # paper: always; "conflict" projects only when d . g_r < 0
-    optimizer: str = "adam"  # paper: Adam; "sgd" makes a step exactly -lr * d (used in tests)
-    repair_steps: int = 0  # ours: retain-descent steps after the pass; 0 is the paper's method
-    seed: int = 0
-
-    def validate(self) -> None:
-        check_settings(
-            self,
-            positive=("lr",),
-            at_least_one=("batch_size", "epochs"),
-            at_least_zero=("repair_steps",),
-            choices={
-                "params": SCOPES,
-                "projection": ("always", "conflict"),
-                "optimizer": OPTIMIZERS,
-            },
-        )
+from unlearn_cli.methods.settings import SurgeryConfig
 
 
 def flat_grad(loss: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:
@@ -148,7 +118,9 @@ class Surgery:
     def default_config(self, ckpt) -> SurgeryConfig:
         return SurgeryConfig(lr=default_lr(ckpt), batch_size=original_batch_size(ckpt))
 
-    def unlearn(self, ckpt, forget, retain, cfg: SurgeryConfig, device, progress) -> Unlearned:
+    def unlearn(
+        self, ckpt, forget, retain, cfg: SurgeryConfig, device, progress, heldout=None
+    ) -> Unlearned:
         generator = seed_everything(cfg.seed)
         distributed.decorrelate(cfg.seed)  # under torchrun: each rank its own noise
         model = copy.deepcopy(ckpt.model).to(device).train()

@@ -21,6 +21,7 @@ from unlearn_cli.data.requests import (
     training_set,
     union,
 )
+from unlearn_cli.data.spec import load_split
 from unlearn_cli.engine.checkpoint import Checkpoint, save_checkpoint
 from unlearn_cli.engine.files import file_sha256, recorded_seconds, timestamp
 from unlearn_cli.engine.progress import NullProgress, Progress
@@ -43,6 +44,7 @@ class Plan:
     forget: Samples | None = None  # D_f: the samples of the new requests not forgotten before
     retain: Samples | None = None  # D_r: training set minus everything forgotten, now and before
     forget_ids: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    heldout: Samples | None = None  # the test split: data the model never saw
 
     @property
     def nothing_to_do(self) -> bool:
@@ -87,7 +89,15 @@ def plan_forget(ckpt: Checkpoint, requests: list[Request], root: str | None = No
             f"the requests select all {len(data)} training samples; nothing would be "
             "left to retain (forgetting everything is deleting the model)"
         )
-    return Plan(new, skipped, selected, already, forget, retain, forget_ids)
+    return Plan(new, skipped, selected, already, forget, retain, forget_ids, heldout_of(ckpt, root))
+
+
+def heldout_of(ckpt: Checkpoint, root: str | None) -> Samples | None:
+    """The checkpoint's dataset's test split, or None when the data has none."""
+    try:
+        return load_split(ckpt.dataset, "test", root)
+    except DataError:
+        return None
 
 
 def run_forget(
@@ -105,7 +115,7 @@ def run_forget(
     before = probe_loss(ckpt.model, probe, device)
     start = start_clock(device)
     assert plan.forget is not None
-    result = method.unlearn(ckpt, plan.forget, plan.retain, cfg, device, progress)
+    result = method.unlearn(ckpt, plan.forget, plan.retain, cfg, device, progress, plan.heldout)
     model = result.model
     distributed.same_weights_(model)  # under torchrun: rank 0's result everywhere
     sync(device)

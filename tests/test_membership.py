@@ -1,0 +1,72 @@
+"""Redirect's step 3: forgotten samples' loss rises to the held-out level, and no further."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from unlearn_cli.data.images import ImageData
+from unlearn_cli.data.requests import training_set
+from unlearn_cli.engine.progress import NullProgress
+from unlearn_cli.engine.train import TrainConfig, train_vae
+from unlearn_cli.methods import membership, scoped_parameters, train_only
+from unlearn_cli.methods.settings import RedirectConfig
+from unlearn_cli.methods.surgery import make_optimizer
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_spec, tiny_vae_config):
+    """The tiny VAE trained to convergence (40 epochs on 300 images), so that descending the
+    retain loss no longer lowers every loss by itself."""
+    return train_vae(tiny_spec, tiny_vae_config, TrainConfig(epochs=40, batch_size=32), CPU)
+
+
+def setup(ckpt, heldout_shift: int):
+    """The VAE, its first 32 training images as D_f, the rest as D_r, and held-out images:
+    D_r's images rolled by `heldout_shift` pixels (0: as well explained as D_r)."""
+    data = training_set(ckpt.dataset)
+    forget, retain = data.subset(torch.arange(32)), data.subset(torch.arange(32, len(data)))
+    images = retain.images.roll(heldout_shift, dims=-1)
+    heldout = ImageData(images, retain.labels, retain.ids + 10**6)
+    return ckpt.model, forget, retain, heldout
+
+
+def run(model, forget, retain, heldout, steps=150):
+    reference = copy.deepcopy(model).requires_grad_(False)
+    model = copy.deepcopy(model)
+    params = scoped_parameters(model, "decoder")
+    train_only(model, params)
+    opt = make_optimizer("adam", params, 3e-3)
+    cfg = RedirectConfig(batch_size=32)
+    stats = membership.match(
+        model, reference, params, opt, (forget, retain, heldout), steps, cfg, CPU,
+        torch.Generator().manual_seed(0), NullProgress(),
+    )  # fmt: skip
+    return model.requires_grad_(True).eval(), stats
+
+
+def test_forgotten_loss_rises_to_the_heldout_level_and_no_further(trained):
+    model, forget, retain, heldout = setup(trained, heldout_shift=3)
+    before = membership.losses(model, forget, CPU).mean().item()
+    after_model, stats = run(model, forget, retain, heldout)
+    gap = stats["membership_gap"]
+    assert gap > 10 and stats["membership_steps"] == 150  # shifted digits are explained worse
+    after = membership.losses(after_model, forget, CPU).mean().item()
+    assert before + 0.7 * gap < after < before + 1.3 * gap  # reaches the target, stays near it
+    retain_before = membership.losses(model, retain, CPU).mean().item()
+    retain_after = membership.losses(after_model, retain, CPU).mean().item()
+    assert retain_after < retain_before + 0.2 * gap  # the retained data is kept
+
+
+def test_nothing_to_do_when_the_samples_already_look_unseen(trained):
+    model, forget, retain, _ = setup(trained, heldout_shift=0)
+    # held-out data as well explained as the retained: no gap, and the model is the reference
+    after, stats = run(model, forget, retain, retain)
+    assert stats == {"membership_gap": 0.0, "membership_steps": 0}
+    assert all(
+        torch.equal(a, b) for a, b in zip(after.state_dict().values(), model.state_dict().values())
+    )

@@ -1,0 +1,97 @@
+"""Match membership: after forgetting, no forgotten sample may stay explained better than data
+the model never saw, and none is pushed further than that.
+
+A model that memorised its training samples gives each a lower loss (negative ELBO) than it
+gives held-out data; that gap is what a membership-inference attack reads. Retraining without
+a sample leaves it a held-out sample. So each forgotten sample x gets a target loss
+
+    tau(x) = L(x) + (mean L over held-out data - mean L over retained data),
+
+measured on the model before forgetting, and the model descends the hinge max(0, mean tau(x) -
+mean L(x)) over each batch of forgotten samples (the mean, as one draw of a sample's loss is
+noisy) together with the retain loss, for a fixed number of steps: the forgotten samples' loss
+rises to where samples of their difficulty would sit had they never been trained on, stays
+there while the retain loss recovers, and is not pushed past it (gradient ascent's unbounded
+loss is what wrecks models). The step is skipped when the forgotten samples are not
+significantly below their targets (more than twice the standard error: a forgotten class, once
+redirected, or a model that does not memorise, whose gap is noise).
+
+The held-out data is the dataset's test split; only its mean loss enters, one number.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from unlearn_cli.engine.train import make_loader, to_device
+from unlearn_cli.methods.surgery import endless, flat_grad, project, set_grad, shuffled
+
+PROBE = 2048  # held-out and retained samples whose mean loss sets the gap
+BATCH = 1000  # images per forward pass when measuring
+
+
+@torch.no_grad()
+def losses(model: nn.Module, data, device: torch.device, seed: int = 0) -> torch.Tensor:
+    """(N,) negative ELBO of every sample of `data`, with seeded noise, on CPU."""
+    out = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for batch in make_loader(data, BATCH, device):
+            x, _, _ = to_device(batch, device)
+            out.append(model.negative_elbo(x).cpu())  # type: ignore[operator]
+    return torch.cat(out)
+
+
+def subset_of(data, n: int, generator: torch.Generator):
+    if len(data) <= n:
+        return data
+    return data.subset(torch.randperm(len(data), generator=generator)[:n].sort().values)
+
+
+def significant(mean: torch.Tensor, stderr: torch.Tensor) -> bool:
+    """A mean loss difference beyond twice its standard error (a single draw of each sample's
+    loss is noisy): anything less is no evidence of memorisation left to remove."""
+    return bool(mean > 2 * stderr.nan_to_num(0.0))
+
+
+def match(
+    model, reference, params, opt, data, steps: int, cfg, device, generator, progress
+) -> dict[str, float]:
+    """Up to `steps` steps of the hinge with the retain loss (module docstring), the targets
+    measured on `reference` (the model before forgetting); none when the forgotten samples
+    already sit past their targets on average. `data` is (forget, retain, heldout). Returns
+    what it measured, for the lineage."""
+    forget, retain, heldout = data
+    reference.eval()
+    unseen = losses(reference, subset_of(heldout, PROBE, generator), device)
+    seen = losses(reference, subset_of(retain, PROBE, generator), device)
+    gap = unseen.mean() - seen.mean()
+    if not significant(gap, (unseen.var() / len(unseen) + seen.var() / len(seen)).sqrt()):
+        gap = torch.zeros(())  # a model that does not memorise: no gap to close
+    probe = subset_of(forget, PROBE, generator)
+    short = losses(reference, probe, device) + gap - losses(model, probe, device)  # (N,)
+    stats = {"membership_gap": round(gap.item(), 4), "membership_steps": 0}
+    if not significant(short.mean(), short.std() / len(short) ** 0.5):
+        return stats  # e.g. a redirected class: its samples left their old loss far behind
+    order = forget.ids.argsort()
+    ids, tau = forget.ids[order], losses(reference, forget, device)[order] + gap
+    model.train()
+    forget_stream = endless(shuffled(forget, cfg.batch_size, device, generator, cfg.seed))
+    retain_stream = endless(shuffled(retain, cfg.batch_size, device, generator, cfg.seed))
+    progress.start("match membership", steps)
+    for _ in range(steps):
+        x_f, _, batch_ids = to_device(next(forget_stream), device)
+        x_r, _, _ = to_device(next(retain_stream), device)
+        tau_f = tau[torch.searchsorted(ids, batch_ids)].to(device)
+        # the batch's mean, not each sample's: one draw of a sample's loss is noisy, and a
+        # per-sample hinge keeps pushing the ones whose draw fell low past their target
+        short = (tau_f.mean() - model.negative_elbo(x_f).mean()).clamp_min(0)
+        loss_r = model.loss(x_r)
+        g_r = flat_grad(loss_r, params)
+        g_m = project(flat_grad(short, params), g_r, "conflict")
+        set_grad(params, g_m + g_r)
+        opt.step()
+        progress.advance(1, f"below target {short.item():.1f} nats  retain {loss_r:.1f}")
+    progress.done()
+    return {**stats, "membership_steps": steps}
