@@ -66,7 +66,7 @@ def test_nothing_to_do_when_the_samples_already_look_unseen(trained):
     model, forget, retain, _ = setup(trained, heldout_shift=0)
     # held-out data as well explained as the retained: no gap, and the model is the reference
     after, stats = run(model, forget, retain, retain)
-    assert stats == {"membership_gap": 0.0, "membership_steps": 0}
+    assert stats["membership_steps"] == 0 and abs(stats["membership_gap"]) < 1e-6
     assert all(
         torch.equal(a, b) for a, b in zip(after.state_dict().values(), model.state_dict().values())
     )

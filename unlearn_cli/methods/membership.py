@@ -12,9 +12,9 @@ mean L(x)) over each batch of forgotten samples (the mean, as one draw of a samp
 noisy) together with the retain loss, for a fixed number of steps: the forgotten samples' loss
 rises to where samples of their difficulty would sit had they never been trained on, stays
 there while the retain loss recovers, and is not pushed past it (gradient ascent's unbounded
-loss is what wrecks models). The step is skipped when the forgotten samples are not
-significantly below their targets (more than twice the standard error: a forgotten class, once
-redirected, or a model that does not memorise, whose gap is noise).
+loss is what wrecks models). The step is skipped when the gap is not significant (more than
+twice its standard error: a model that does not memorise) or the forgotten samples are not
+significantly below their targets (a forgotten class, once redirected).
 
 The held-out data is the dataset's test split; only its mean loss enters, one number.
 """
@@ -67,11 +67,11 @@ def match(
     unseen = losses(reference, subset_of(heldout, PROBE, generator), device)
     seen = losses(reference, subset_of(retain, PROBE, generator), device)
     gap = unseen.mean() - seen.mean()
+    stats = {"membership_gap": round(gap.item(), 4), "membership_steps": 0}
     if not significant(gap, (unseen.var() / len(unseen) + seen.var() / len(seen)).sqrt()):
-        gap = torch.zeros(())  # a model that does not memorise: no gap to close
+        return stats  # a model that does not memorise: no gap to close
     probe = subset_of(forget, PROBE, generator)
     short = losses(reference, probe, device) + gap - losses(model, probe, device)  # (N,)
-    stats = {"membership_gap": round(gap.item(), 4), "membership_steps": 0}
     if not significant(short.mean(), short.std() / len(short) ** 0.5):
         return stats  # e.g. a redirected class: its samples left their old loss far behind
     order = forget.ids.argsort()

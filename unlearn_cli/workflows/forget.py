@@ -17,6 +17,7 @@ from unlearn_cli.data.requests import (
     Request,
     count_in,
     ids_sha256,
+    resolve,
     resolve_all,
     training_set,
     union,
@@ -89,15 +90,22 @@ def plan_forget(ckpt: Checkpoint, requests: list[Request], root: str | None = No
             f"the requests select all {len(data)} training samples; nothing would be "
             "left to retain (forgetting everything is deleting the model)"
         )
-    return Plan(new, skipped, selected, already, forget, retain, forget_ids, heldout_of(ckpt, root))
+    heldout = heldout_of(ckpt, [*earlier, *new], root)
+    return Plan(new, skipped, selected, already, forget, retain, forget_ids, heldout)
 
 
-def heldout_of(ckpt: Checkpoint, root: str | None) -> Samples | None:
-    """The checkpoint's dataset's test split, or None when the data has none."""
+def heldout_of(ckpt: Checkpoint, requests: list[Request], root: str | None) -> Samples | None:
+    """The checkpoint's dataset's test split without the classes and attributes `requests`
+    forget (data the model should still explain, never saw), or None when there is none."""
     try:
-        return load_split(ckpt.dataset, "test", root)
+        test = load_split(ckpt.dataset, "test", root)
     except DataError:
         return None
+    kinds = [r for r in requests if r.selector in ("class", "attribute")]
+    if not kinds:
+        return test
+    _, kept = split_by_ids(test, union([resolve(r, test, ckpt.dataset) for r in kinds]))
+    return kept if len(kept) else None
 
 
 def run_forget(
