@@ -82,8 +82,7 @@ def as_text(value: Any) -> str | None:
 def check_settings(
     settings: Any,
     positive: tuple[str, ...] = (),
-    at_least_one: tuple[str, ...] = (),
-    at_least_zero: tuple[str, ...] = (),
+    minimum: Mapping[str, int] | None = None,
     choices: Mapping[str, tuple[str, ...]] | None = None,
 ) -> None:
     """Each named attribute of `settings` in its range, or a UsageError naming the first that is
@@ -93,10 +92,9 @@ def check_settings(
     for name in positive:
         if not getattr(settings, name) > 0:
             raise UsageError(f"must be positive, got {getattr(settings, name)}", name)
-    for floor, names in ((1, at_least_one), (0, at_least_zero)):
-        for name in names:
-            if getattr(settings, name) < floor:
-                raise UsageError(f"must be at least {floor}, got {getattr(settings, name)}", name)
+    for name, floor in (minimum or {}).items():
+        if getattr(settings, name) < floor:
+            raise UsageError(f"must be at least {floor}, got {getattr(settings, name)}", name)
     for name, allowed in (choices or {}).items():
         if getattr(settings, name) not in allowed:
             options = ", ".join(allowed[:-1]) + f" or {allowed[-1]}"

@@ -79,24 +79,19 @@ def run_and_save(ckpt, plan: Plan, algo, cfg, dev, target: Path, ledger, overwri
     """Run the method with a Rich progress display, write the child (and the receipts); returns
     what the result adds: the output, its sha256, the time and the resolved hyperparameters."""
     from unlearn_cli.cli.progress import RichProgress
-    from unlearn_cli.workflows.forget import (
-        RETRAIN_DRIFT,
-        cumulative_drift,
-        run_forget,
-        save_forget,
-        written,
-    )
+    from unlearn_cli.workflows.forget import RETRAIN_DRIFT, run_forget, save_forget, written
 
     child = run_forget(ckpt, plan, algo, cfg, dev, RichProgress())
     save_forget(child, ckpt, plan, target, ledger, overwrite=overwrite)
-    drift = cumulative_drift(child.lineage)
+    result = written(child, target)
+    drift = result["cumulative_retain_drift"]
     if drift > RETRAIN_DRIFT:
         note(
             f"warning: over {len(child.lineage)} forget operation(s) the retained data's loss "
             f"has risen {drift:.1%} (above {RETRAIN_DRIFT:.0%}); retraining from scratch "
             "(`unlearn forget --method retrain`) would restore it"
         )
-    return written(child, target)
+    return result
 
 
 def note(message: str) -> None:

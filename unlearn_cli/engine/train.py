@@ -33,7 +33,7 @@ class TrainConfig:
     seed: int = defaults.SEED
 
     def __post_init__(self):
-        check_settings(self, positive=("lr",), at_least_one=("epochs", "batch_size"))
+        check_settings(self, positive=("lr",), minimum={"epochs": 1, "batch_size": 1})
 
     @classmethod
     def of(cls, recorded: dict, kind: str = "vae") -> TrainConfig:

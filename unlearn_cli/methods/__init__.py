@@ -95,15 +95,19 @@ def get_method(name: str) -> UnlearningMethod:
 def check_options(name: str, options: dict[str, Any]) -> None:
     """A UsageError for the first of `options` that method `name` has no field for or that is
     out of its range, before any checkpoint is at hand (an experiment file is checked so)."""
-    config = CONFIGS[name]
-    fields = {f.name for f in dataclasses.fields(config)}
+    check_known(name, options)
+    CONFIGS[name](**options).validate()
+
+
+def check_known(name: str, options: dict[str, Any]) -> None:
+    """A UsageError for the first of `options` that method `name` has no field for."""
+    fields = {f.name for f in dataclasses.fields(CONFIGS[name])}
     unknown = sorted(set(options) - fields)
     if unknown:
         raise UsageError(
             f"does not apply to the {name} method (its settings: {', '.join(sorted(fields))})",
             unknown[0],
         )
-    config(**options).validate()
 
 
 def option_types() -> dict[str, type]:
@@ -124,7 +128,7 @@ def configure(method: UnlearningMethod, ckpt: Checkpoint, overrides: dict[str, A
     validated. A setting the method has no field for is a usage error (projection with ascent).
     """
     given = {k: v for k, v in overrides.items() if v is not None}
-    check_options(method.name, given)
+    check_known(method.name, given)
     cfg: MethodConfig = method.default_config(ckpt)
     cfg = dataclasses.replace(cfg, **given)  # type: ignore[type-var]
     cfg.validate()

@@ -25,7 +25,14 @@ import torch
 from torch import nn
 
 from unlearn_cli.engine.train import make_loader, to_device
-from unlearn_cli.methods.surgery import endless, flat_grad, project, set_grad, shuffled
+from unlearn_cli.methods.surgery import (
+    endless,
+    flat_grad,
+    project,
+    sample_of,
+    set_grad,
+    shuffled,
+)
 
 PROBE = 2048  # held-out and retained samples whose mean loss sets the gap
 BATCH = 1000  # images per forward pass when measuring
@@ -43,12 +50,6 @@ def losses(model: nn.Module, data, device: torch.device, seed: int = 0) -> torch
     return torch.cat(out)
 
 
-def subset_of(data, n: int, generator: torch.Generator):
-    if len(data) <= n:
-        return data
-    return data.subset(torch.randperm(len(data), generator=generator)[:n].sort().values)
-
-
 def significant(mean: torch.Tensor, stderr: torch.Tensor) -> bool:
     """A mean loss difference beyond twice its standard error (a single draw of each sample's
     loss is noisy): anything less is no evidence of memorisation left to remove."""
@@ -64,13 +65,13 @@ def match(
     what it measured, for the lineage."""
     forget, retain, heldout = data
     reference.eval()
-    unseen = losses(reference, subset_of(heldout, PROBE, generator), device)
-    seen = losses(reference, subset_of(retain, PROBE, generator), device)
+    unseen = losses(reference, sample_of(heldout, PROBE, generator), device)
+    seen = losses(reference, sample_of(retain, PROBE, generator), device)
     gap = unseen.mean() - seen.mean()
     stats = {"membership_gap": round(gap.item(), 4), "membership_steps": 0}
     if not significant(gap, (unseen.var() / len(unseen) + seen.var() / len(seen)).sqrt()):
         return stats  # a model that does not memorise: no gap to close
-    probe = subset_of(forget, PROBE, generator)
+    probe = sample_of(forget, PROBE, generator)
     short = losses(reference, probe, device) + gap - losses(model, probe, device)  # (N,)
     if not significant(short.mean(), short.std() / len(short) ** 0.5):
         return stats  # e.g. a redirected class: its samples left their old loss far behind

@@ -54,18 +54,12 @@ from unlearn_cli.methods.surgery import (
     flat_grad,
     make_optimizer,
     project,
+    sample_of,
     set_grad,
     shuffled,
 )
 
 ENCODE_BATCH = 1000  # images per batch when encoding the latent bank
-
-
-def sample_of(data, n: int, generator: torch.Generator):
-    """A seeded random subset of at most `n` samples of `data`."""
-    if len(data) <= n:
-        return data
-    return data.subset(torch.randperm(len(data), generator=generator)[:n].sort().values)
 
 
 @torch.no_grad()

@@ -46,8 +46,11 @@ class Settings:
         check_settings(
             self,
             positive=tuple(f.name for f in fields if f.metadata.get("positive")),
-            at_least_one=tuple(f.name for f in fields if f.metadata.get("minimum") == 1),
-            at_least_zero=tuple(f.name for f in fields if f.metadata.get("minimum") == 0),
+            minimum={
+                f.name: f.metadata["minimum"]
+                for f in fields
+                if f.metadata.get("minimum") is not None
+            },
             choices={f.name: f.metadata["choices"] for f in fields if f.metadata.get("choices")},
         )
 

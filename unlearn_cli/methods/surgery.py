@@ -102,6 +102,13 @@ def shuffled(data, batch_size: int, device, generator, seed: int):
     return make_loader(data, batch_size, device, True, generator, shard=True, seed=seed)
 
 
+def sample_of(data, n: int, generator: torch.Generator):
+    """A seeded random subset of at most `n` samples of `data`."""
+    if len(data) <= n:
+        return data
+    return data.subset(torch.randperm(len(data), generator=generator)[:n].sort().values)
+
+
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=lr) if name == "adam" else torch.optim.SGD(params, lr=lr)
 

@@ -45,7 +45,7 @@ class Plan:
     forget: Samples | None = None  # D_f: the samples of the new requests not forgotten before
     retain: Samples | None = None  # D_r: training set minus everything forgotten, now and before
     forget_ids: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
-    heldout: Samples | None = None  # the test split: data the model never saw
+    root: str | None = None  # the data folder the samples came from (None: the checkpoint's)
 
     @property
     def nothing_to_do(self) -> bool:
@@ -90,8 +90,7 @@ def plan_forget(ckpt: Checkpoint, requests: list[Request], root: str | None = No
             f"the requests select all {len(data)} training samples; nothing would be "
             "left to retain (forgetting everything is deleting the model)"
         )
-    heldout = heldout_of(ckpt, [*earlier, *new], root)
-    return Plan(new, skipped, selected, already, forget, retain, forget_ids, heldout)
+    return Plan(new, skipped, selected, already, forget, retain, forget_ids, root)
 
 
 def heldout_of(ckpt: Checkpoint, requests: list[Request], root: str | None) -> Samples | None:
@@ -123,7 +122,8 @@ def run_forget(
     before = probe_loss(ckpt.model, probe, device)
     start = start_clock(device)
     assert plan.forget is not None
-    result = method.unlearn(ckpt, plan.forget, plan.retain, cfg, device, progress, plan.heldout)
+    heldout = heldout_of(ckpt, [*ckpt.forgotten_requests(), *plan.new], plan.root)
+    result = method.unlearn(ckpt, plan.forget, plan.retain, cfg, device, progress, heldout)
     model = result.model
     distributed.same_weights_(model)  # under torchrun: rank 0's result everywhere
     sync(device)
