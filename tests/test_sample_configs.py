@@ -131,3 +131,25 @@ def test_the_stream_script_runs_batch_after_batch_and_ends_with_the_retrained_mo
     compounded = math.prod(1 + e["retain_drift"] for e in third.lineage) - 1
     assert rows[2]["drift"] == pytest.approx(compounded, abs=1e-6)
     assert "| after batch 3 |" in run.stdout
+
+
+def test_forget_region_splits_each_models_fratio_into_inside_and_outside(
+    tiny_vae, tiny_judge, tmp_path, capsys
+):
+    """sample_configs/forget_region.py on the tiny model: one table row per report row, and
+    each fratio is the inside and outside fratios weighted by the forget region's share."""
+    import runpy
+
+    path = tmp_path / "r.json"
+    rows = [{"title": t, "models": [str(tiny_vae)]} for t in ("BEFORE", "OURS")]
+    path.write_text(json.dumps({"rows": [*rows, {"title": "RETRAIN"}]}))
+    script = runpy.run_path(str(CONFIGS / "forget_region.py"))
+    script["main"]([str(path), "--judge", str(tiny_judge), "--class", "8", "--samples", "400"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| BEFORE", "| OURS"]
+    for line in lines[2:]:
+        region, fratio, inside, outside = line.strip("| ").split(" | ")[1:]
+        parts = [(float(region), inside), (1 - float(region), outside)]
+        mixed = sum(weight * float(value) for weight, value in parts if value != "-")
+        assert float(fratio) == pytest.approx(mixed, abs=2e-3)
+    assert lines[2].split(" | ")[1:] == lines[3].split(" | ")[1:]  # same model, same z

@@ -1,0 +1,74 @@
+"""Where a model's forgotten-class samples come from: the forget region or the retained one.
+
+    python sample_configs/forget_region.py REPORT.json --judge JUDGE.safetensors --class 8
+
+REPORT.json is one `unlearn compare --json` report (one target, one seed); its BEFORE row names
+the original. Each row's model draws `--samples` prior samples; the original's encoder places
+every sample in its latent space, and the sample lies in the *forget region* when most of its
+10 nearest training latents belong to the forgotten class. For each row this prints the share
+of samples in the forget region, and the judge's fratio inside and outside it: a method that
+redirects the forget region but keeps the retained region as the original drew it can get no
+lower than the original's fratio outside the forget region. README, "Where the bar is missed".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from unlearn_cli.data.requests import training_set
+from unlearn_cli.engine.checkpoint import load_checkpoint
+from unlearn_cli.workflows.judges import judge_classes
+
+NEIGHBOURS = 10
+BANK = 20000  # training images encoded as the latent reference
+
+
+@torch.no_grad()
+def encode_means(model, images: torch.Tensor) -> torch.Tensor:
+    return torch.cat([model.encode(part)[0] for part in images.split(1000)])
+
+
+def share(flags: torch.Tensor) -> str:
+    return f"{flags.float().mean():.3f}" if len(flags) else "-"
+
+
+@torch.no_grad()
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("report")
+    parser.add_argument("--judge", required=True)
+    parser.add_argument("--class", dest="target", type=int, required=True)
+    parser.add_argument("--samples", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    report = json.loads(Path(args.report).read_text())
+    models = {row["title"]: row["models"][0] for row in report["rows"] if row.get("models")}
+    original = load_checkpoint(models["BEFORE"], kind="vae")
+    judge = load_checkpoint(args.judge, kind="judge")
+    index = judge_classes(judge.dataset).index(args.target)  # the judge's output for the class
+    data = training_set(original.dataset)
+    generator = torch.Generator().manual_seed(args.seed)
+    rows = torch.randperm(len(data), generator=generator)[:BANK]
+    bank = encode_means(original.model, data.images[rows].float() / 255)  # (BANK, z)
+    forgotten = data.labels[rows] == args.target  # (BANK,)
+    z = torch.randn(args.samples, original.model.latent_dim, generator=generator)
+
+    print("| model | forget region | fratio | inside | outside |")
+    print("| --- | --- | --- | --- | --- |")
+    for title, path in models.items():
+        samples = load_checkpoint(path, kind="vae").model.decode(z)  # same z for every row
+        distances = torch.cdist(encode_means(original.model, samples), bank)  # (samples, BANK)
+        nearest = distances.topk(NEIGHBOURS, largest=False).indices  # (samples, NEIGHBOURS)
+        inside = forgotten[nearest].float().mean(1) > 0.5
+        judged = judge.model(samples).argmax(1) == index
+        cells = [share(inside), share(judged), share(judged[inside]), share(judged[~inside])]
+        print(f"| {title} | {' | '.join(cells)} |")
+
+
+if __name__ == "__main__":
+    main()
