@@ -21,15 +21,11 @@ import torch
 
 from unlearn_cli.data.requests import training_set
 from unlearn_cli.engine.checkpoint import load_checkpoint
+from unlearn_cli.methods.redirect import encode_all
 from unlearn_cli.workflows.judges import judge_classes
 
 NEIGHBOURS = 10
 BANK = 20000  # training images encoded as the latent reference
-
-
-@torch.no_grad()
-def encode_means(model, images: torch.Tensor) -> torch.Tensor:
-    return torch.cat([model.encode(part)[0] for part in images.split(1000)])
 
 
 def share(flags: torch.Tensor) -> str:
@@ -54,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     data = training_set(original.dataset)
     generator = torch.Generator().manual_seed(args.seed)
     rows = torch.randperm(len(data), generator=generator)[:BANK]
-    bank = encode_means(original.model, data.images[rows].float() / 255)  # (BANK, z)
+    bank, _ = encode_all(original.model, data.subset(rows), torch.device("cpu"))  # (BANK, z)
     forgotten = data.labels[rows] == args.target  # (BANK,)
     z = torch.randn(args.samples, original.model.latent_dim, generator=generator)
 
@@ -62,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     print("| --- | --- | --- | --- | --- |")
     for title, path in models.items():
         samples = load_checkpoint(path, kind="vae").model.decode(z)  # same z for every row
-        distances = torch.cdist(encode_means(original.model, samples), bank)  # (samples, BANK)
+        distances = torch.cdist(original.model.encode(samples)[0], bank)  # (samples, BANK)
         nearest = distances.topk(NEIGHBOURS, largest=False).indices  # (samples, NEIGHBOURS)
         inside = forgotten[nearest].float().mean(1) > 0.5
         judged = judge.model(samples).argmax(1) == index
