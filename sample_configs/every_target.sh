@@ -6,7 +6,7 @@
 # (1 seed), and MNIST247 forgetting each of 2, 4 and 7 (1 seed); each `unlearn compare` also
 # trains what it needs (originals, judges, retrains) and reuses it across targets.
 # One JSON report per target in runs/reports/, then the bar's table.
-# About 75 minutes on a 2-core CPU (MNIST247 about 10 of them); rerunning reuses every cached
+# About 85 minutes on a 2-core CPU (MNIST247 about 10 of them); rerunning reuses every cached
 # run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
