@@ -59,6 +59,7 @@ def test_forget_writes_a_child_with_lineage_and_leaves_the_input_alone(
     assert [r["id"] for r in entry["requests"]] == ["gdpr-1", "gdpr-2"]
     assert entry["forgotten_count"] == summary["forget_samples"]
     assert entry["method"] == "redirect" and entry["hyperparameters"]["lr"] == 1.5e-4
+    assert entry["hyperparameters"]["retain_epochs"] == 0.25  # step 0: a quarter pass over D_r
     assert entry["parent_sha256"] == load_checkpoint(model).sha256
     assert entry["wall_seconds"] > 0 and len(entry["forgotten_sha256"]) == 64
     receipts = [json.loads(line) for line in ledger.read_text().splitlines()]
@@ -187,6 +188,8 @@ def test_default_output_is_not_silently_overwritten(cli, model, tmp_path):
         (["--class", "1", "--method", "ascent", "--projection", "always"], "does not apply"),
         (["--class", "1", "--device", "cuda:7"], "--device cuda:7"),
         (["--class", "1", "--lr", "-1"], "lr must be positive"),
+        (["--class", "1", "--retain-epochs", "-1"], "--retain-epochs must be at least 0"),
+        (["--class", "1", "--method", "surgery", "--retain-epochs", "1"], "does not apply"),
         (["--class", "1", "--out", "/nonexistent/dir/x.safetensors"], "does not exist"),
     ],
 )

@@ -66,12 +66,61 @@ def test_interior_equals_its_definition():
 
 def test_refit_only_keeps_the_decoder_up_to_coordinates(setting):
     ckpt, plan = setting
-    child = run(ckpt, plan, epochs=0).model
+    child = run(ckpt, plan, epochs=0, retain_epochs=0).model
     x = plan.retain.images[:8].float() / 255
     with torch.no_grad():
         torch.testing.assert_close(
             child.decode(child.encode(x)[0]), ckpt.model.decode(ckpt.model.encode(x)[0])
         )
+
+
+class Steps:
+    """A progress sink that records how many steps each stage announced and ran."""
+
+    def __init__(self):
+        self.stages: dict[str, list[int]] = {}
+
+    def start(self, description, total):
+        self.stages[description] = [total, 0]
+        self.current = description
+
+    def advance(self, n=1, status=""):
+        self.stages[self.current][1] += n
+
+    def done(self, summary=""):
+        pass
+
+
+@pytest.mark.parametrize(
+    "forgotten, epochs, steps",
+    [(1000, 0.0, 0), (1000, 0.5, 2), (1000, 1.0, 4), (1000, 1.2, 5), (9, 1.0, 2), (2, 1.0, 1)],
+)
+def test_keep_training_runs_its_share_of_a_pass_on_every_parameter(
+    setting, forgotten, epochs, steps
+):
+    import math
+
+    from unlearn_cli.methods import configure, get_method
+    from unlearn_cli.methods.redirect import keep_training
+
+    ckpt, plan = setting
+    cfg = configure(get_method("redirect"), ckpt, {"retain_epochs": epochs, "batch_size": 46})
+    assert math.ceil(len(plan.retain) / 46) == 4  # the fixture's D_r: four batches a pass
+    model, progress = copy.deepcopy(ckpt.model), Steps()
+    # ten retained images per forgotten one (9 -> 90 of 182: half a pass), retain_epochs at most
+    keep_training(
+        model, plan.retain, forgotten, cfg, torch.device("cpu"), torch.Generator(), progress
+    )
+    assert progress.stages.get("redirect: training on D_r", [0, 0]) == [steps, steps]
+    moved = [not torch.equal(p, q) for p, q in zip(model.parameters(), ckpt.model.parameters())]
+    assert all(moved) if steps else not any(moved)  # encoder and decoder alike
+
+
+def test_keep_training_uses_the_checkpoints_learning_rate(setting):
+    from unlearn_cli.methods import get_method
+
+    ckpt = setting[0]
+    assert get_method("redirect").default_config(ckpt).retain_lr == ckpt.training["lr"]
 
 
 def test_redirect_forgets_and_keeps_the_retained_data(small_models):
@@ -109,6 +158,9 @@ def test_same_seed_same_weights_and_recorded_settings(setting):
         ({"bank_size": 5, "interior_k": 10}, "bank_size must exceed interior_k"),
         ({"projection": "sometimes"}, "use always, conflict or none"),
         ({"epochs": -1}, "epochs must be at least 0"),
+        ({"retain_epochs": -0.5}, "retain_epochs must be at least 0"),
+        ({"retain_lr": 0.0}, "retain_lr must be positive"),
+        ({"retain_ratio": -1.0}, "retain_ratio must be at least 0"),
     ],
 )
 def test_bad_settings_are_usage_errors(setting, options, message):

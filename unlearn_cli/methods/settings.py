@@ -56,6 +56,7 @@ class Settings:
 
 
 ORIGINAL_BATCH = "the checkpoint's training batch size"
+ORIGINAL_LR = "the checkpoint's training learning rate"
 PAPER_LR_SHOWN = "5e-4 on MNIST, 1e-5 on CelebA, as the paper"
 
 
@@ -82,6 +83,18 @@ class RedirectConfig(Settings):
         "share",
         "share (weigh the redirect and retain losses by the shares of D_f and D_r) or equal",
         choices=("share", "equal"),
+    )
+    retain_epochs: float = setting(
+        0.25,
+        "passes over D_r of plain training (every parameter) before the refit, at most; "
+        "0 skips them",
+        minimum=0,
+    )
+    retain_ratio: float = setting(
+        10.0, "retained images that training sees per forgotten one, up to retain_epochs", minimum=0
+    )
+    retain_lr: float = setting(
+        defaults.LR, "step size of that training", ORIGINAL_LR, positive=True
     )
     refit: bool = setting(True, "refit the prior first; false redirects in the old latent space")
     bank_size: int = setting(4096, "retained samples encoded for the refit and the target bank")
