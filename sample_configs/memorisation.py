@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from unlearn_cli import __version__
 from unlearn_cli.data.requests import parse_requests
 from unlearn_cli.data.spec import DatasetSpec, load_split
 from unlearn_cli.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -36,6 +37,7 @@ from unlearn_cli.methods import configure, get_method
 from unlearn_cli.models import JudgeConfig, VAEConfig
 from unlearn_cli.workflows.evaluate import evaluate
 from unlearn_cli.workflows.forget import plan_forget, run_forget
+from unlearn_cli.workflows.runner import key as fingerprint_of
 
 COLUMNS = [
     ("privacy", "mia_auc", "MIA AUC"),
@@ -83,11 +85,16 @@ def main() -> None:
     plan = plan_forget(original, requests)
 
     def forgotten(method: str):
+        """The original after forgetting with `method`'s defaults, cached under a key of those
+        settings: a changed default is a new file, never a stale one."""
         algo = get_method(method)
-        return run_forget(original, plan, algo, configure(algo, original, {}), device)
+        cfg = configure(algo, original, {})
+        fingerprint = fingerprint_of(dataclasses.asdict(cfg), original.sha256, __version__)
+        name = f"retrain-{fingerprint}" if method == "retrain" else f"forget-{method}-{fingerprint}"
+        return saved(name, lambda: run_forget(original, plan, algo, cfg, device))
 
-    unlearned = {m: saved(f"forget-{m}", lambda m=m: forgotten(m)) for m in args.methods}
-    retrained = saved("retrain", lambda: forgotten("retrain"))
+    unlearned = {m: forgotten(m) for m in args.methods}
+    retrained = forgotten("retrain")
     full = load_split(DatasetSpec(name="mnist"))  # the whole training split, 60,000 images
     shadows = []
     for k in range(args.shadows):

@@ -126,7 +126,8 @@ def test_the_stream_script_runs_batch_after_batch_and_ends_with_the_retrained_mo
     assert [r["model"] for r in rows] == [*(f"after batch {b}" for b in (1, 2, 3)), "retrained"]
     assert [r["forgotten_samples"] for r in rows] == [5, 10, 15, 15]
     assert rows[0]["fratio"] is None and rows[1]["fratio"] is not None  # asked with batch 2
-    third = load_checkpoint(out / "after-batch-3.safetensors")
+    (path,) = out.glob("after-batch-3-*.safetensors")  # keyed by its parent and settings
+    third = load_checkpoint(path)
     assert [len(e["requests"]) for e in third.lineage] == [1, 2, 1]  # one operation per batch
     compounded = math.prod(1 + e["retain_drift"] for e in third.lineage) - 1
     assert rows[2]["drift"] == pytest.approx(compounded, abs=1e-6)
