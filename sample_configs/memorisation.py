@@ -27,7 +27,6 @@ from pathlib import Path
 
 import torch
 
-from unlearn_cli import __version__
 from unlearn_cli.data.requests import parse_requests
 from unlearn_cli.data.spec import DatasetSpec, load_split
 from unlearn_cli.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -37,7 +36,7 @@ from unlearn_cli.methods import configure, get_method
 from unlearn_cli.models import JudgeConfig, VAEConfig
 from unlearn_cli.workflows.evaluate import evaluate
 from unlearn_cli.workflows.forget import plan_forget, run_forget
-from unlearn_cli.workflows.runner import key as fingerprint_of
+from unlearn_cli.workflows.runner import forget_key
 
 COLUMNS = [
     ("privacy", "mia_auc", "MIA AUC"),
@@ -85,12 +84,12 @@ def main() -> None:
     plan = plan_forget(original, requests)
 
     def forgotten(method: str):
-        """The original after forgetting with `method`'s defaults, cached under a key of those
-        settings: a changed default is a new file, never a stale one."""
+        """The original after forgetting with `method`'s defaults, cached under the key `compare`
+        gives such a run: a changed default or request is a new file, never a stale one."""
         algo = get_method(method)
         cfg = configure(algo, original, {})
-        fingerprint = fingerprint_of(dataclasses.asdict(cfg), original.sha256, __version__)
-        name = f"retrain-{fingerprint}" if method == "retrain" else f"forget-{method}-{fingerprint}"
+        k = forget_key(method, original.sha256, requests, cfg)
+        name = f"retrain-{k}" if method == "retrain" else f"forget-{method}-{k}"
         return saved(name, lambda: run_forget(original, plan, algo, cfg, device))
 
     unlearned = {m: forgotten(m) for m in args.methods}

@@ -18,13 +18,11 @@ Results: README, "Streams of deletion requests".
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
 import torch
 
-from unlearn_cli import __version__
 from unlearn_cli.data.requests import Request, parse_requests, training_set
 from unlearn_cli.data.spec import DatasetSpec
 from unlearn_cli.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -34,7 +32,7 @@ from unlearn_cli.methods import configure, get_method
 from unlearn_cli.models import JudgeConfig, VAEConfig
 from unlearn_cli.workflows.evaluate import evaluate
 from unlearn_cli.workflows.forget import cumulative_drift, plan_forget, run_forget
-from unlearn_cli.workflows.runner import key as fingerprint_of
+from unlearn_cli.workflows.runner import forget_key
 from unlearn_cli.workflows.targets import Target
 
 
@@ -91,10 +89,10 @@ def main() -> None:
     for b, batch in enumerate(batches, start=1):
         plan = plan_forget(current, batch)
         cfg = configure(method, current, {})
-        # keyed by the parent and the settings: a changed default is a new file, never a stale one
-        fingerprint = fingerprint_of(dataclasses.asdict(cfg), current.sha256, __version__)
+        # keyed as `compare` keys a run: a changed default or batch is a new file, never stale
+        k = forget_key(method.name, current.sha256, batch, cfg)
         current = saved(
-            f"after-batch-{b}-{fingerprint}",
+            f"after-batch-{b}-{k}",
             lambda c=current, p=plan, g=cfg: run_forget(c, p, method, g, device),
         )
         so_far += batch
@@ -105,10 +103,9 @@ def main() -> None:
     retrain = get_method("retrain")
     everything = plan_forget(original, so_far)
     rcfg = configure(retrain, original, {})
-    forgotten = everything.forget_ids.tolist()
-    fingerprint = fingerprint_of(dataclasses.asdict(rcfg), original.sha256, forgotten)
+    k = forget_key(retrain.name, original.sha256, so_far, rcfg)
     retrained = saved(
-        f"retrain-{fingerprint}", lambda: run_forget(original, everything, retrain, rcfg, device)
+        f"retrain-{k}", lambda: run_forget(original, everything, retrain, rcfg, device)
     )
     rows.append(measure("retrained", retrained, judge, so_far, args, device))
     rows[-1].update(seconds=retrained.lineage[-1]["wall_seconds"], drift=None)

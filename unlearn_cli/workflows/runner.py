@@ -34,6 +34,14 @@ def key(*parts) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def forget_key(method: str, parent: str, requests: list[Request], cfg) -> str:
+    """The cache key of forgetting `requests` from the checkpoint keyed `parent` with `method`:
+    its fully resolved settings `cfg` and the code's version included, so a changed default or
+    a new release never reuses an old run."""
+    named = [r.to_dict() for r in requests]
+    return key(method, parent, named, dataclasses.asdict(cfg), __version__)
+
+
 class Runner:
     """Runs an experiment's artefacts in order, reusing whatever the cache already holds."""
 
@@ -100,16 +108,7 @@ class Runner:
             options["seed"] = seed  # retrain keeps the original's own seed
         method = get_method(run.method)
         cfg = configure(method, original, options)
-        # the fully resolved settings and the code's version: a changed default or a new
-        # release never reuses an old run
-        resolved = dataclasses.asdict(cfg)
-        k = key(
-            run.method,
-            original_key,
-            [r.to_dict() for r in self.exp.requests],
-            resolved,
-            __version__,
-        )
+        k = forget_key(run.method, original_key, self.exp.requests, cfg)
 
         def make():
             plan = plan_forget(original, self.exp.requests)
