@@ -14,7 +14,7 @@ from conftest import parse_json
 from unlearn_cli.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from unlearn_cli.errors import EXIT_GATE, EXIT_USAGE, UsageError
 from unlearn_cli.workflows.evaluate import evaluate
-from unlearn_cli.workflows.gates import gates
+from unlearn_cli.workflows.gates import GATES, JUDGED, gates
 from unlearn_cli.workflows.targets import parse_target
 
 SAMPLES = "200"
@@ -294,6 +294,13 @@ def test_gates():
     assert gates(result, {"max_mia_auc": 0.6}) == [
         ("max_mia_auc", "0.6: MIA AUC was not measured (it needs forgotten individual samples)")
     ]
+
+
+
+def test_gates_that_need_a_judge():
+    # evaluate refuses these without --judge; the MIA and pixel gates run without one
+    assert set(JUDGED) == {"max_fratio", "min_is", "max_fid", "min_precision"}
+    assert all(("judge" in gate.needs) == gate.judged for gate in GATES.values())
 
 
 # The command

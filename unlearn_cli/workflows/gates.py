@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
-GATES = {  # setting: (result group, key, label, True for a lower bound, what the metric needs)
-    "max_fratio": ("privacy", "fratio", "fratio", False, "a judge and a class/attribute target"),
-    "max_mia_auc": ("privacy", "mia_auc", "MIA AUC", False, "forgotten individual samples"),
-    "min_is": ("utility", "is", "IS", True, "a judge"),
-    "max_fid": ("utility", "fid", "FID", False, "a judge"),
-    "min_precision": ("utility", "precision", "precision", True, "a judge"),
-    "min_pixel_precision": ("utility", "pixel_precision", "pixel precision", True, "samples"),
+from typing import NamedTuple
+
+
+class Gate(NamedTuple):
+    group: str  # the result's group: privacy or utility
+    key: str  # the metric's key in that group
+    label: str  # how a failure names it
+    is_min: bool  # True: a lower bound
+    needs: str  # what the metric needs, for the message when it was not measured
+    judged: bool  # the metric needs a judge (evaluate refuses such a gate without --judge)
+
+
+GATES = {  # evaluate's setting -> its gate
+    "max_fratio": Gate(
+        "privacy", "fratio", "fratio", False, "a judge and a class/attribute target", True
+    ),
+    "max_mia_auc": Gate(
+        "privacy", "mia_auc", "MIA AUC", False, "forgotten individual samples", False
+    ),
+    "min_is": Gate("utility", "is", "IS", True, "a judge", True),
+    "max_fid": Gate("utility", "fid", "FID", False, "a judge", True),
+    "min_precision": Gate("utility", "precision", "precision", True, "a judge", True),
+    "min_pixel_precision": Gate(
+        "utility", "pixel_precision", "pixel precision", True, "samples", False
+    ),
 }
-JUDGED = tuple(g for g, (*_, needs) in GATES.items() if "judge" in needs)  # need a judge
+JUDGED = tuple(name for name, gate in GATES.items() if gate.judged)
 
 
 def gates(result: dict, limits: dict[str, float | None]) -> list[tuple[str, str]]:
@@ -21,7 +39,7 @@ def gates(result: dict, limits: dict[str, float | None]) -> list[tuple[str, str]
     for gate, limit in limits.items():
         if limit is None:
             continue
-        group, key, label, is_min, needs = GATES[gate]
+        group, key, label, is_min, needs, _ = GATES[gate]
         value = result[group][key]
         if value is None:
             failed.append((gate, f"{limit:g}: {label} was not measured (it needs {needs})"))
