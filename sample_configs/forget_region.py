@@ -22,6 +22,7 @@ import torch
 from unlearn_cli.data.requests import training_set
 from unlearn_cli.engine.checkpoint import load_checkpoint
 from unlearn_cli.methods.redirect import encode_all
+from unlearn_cli.models.vae import VAE
 from unlearn_cli.workflows.judges import judge_classes
 
 NEIGHBOURS = 10
@@ -45,20 +46,24 @@ def main(argv: list[str] | None = None) -> None:
     report = json.loads(Path(args.report).read_text())
     models = {row["title"]: row["models"][0] for row in report["rows"] if row.get("models")}
     original = load_checkpoint(models["BEFORE"], kind="vae")
+    vae = original.model
+    assert isinstance(vae, VAE)
     judge = load_checkpoint(args.judge, kind="judge")
     index = judge_classes(judge.dataset).index(args.target)  # the judge's output for the class
     data = training_set(original.dataset)
     generator = torch.Generator().manual_seed(args.seed)
     rows = torch.randperm(len(data), generator=generator)[:BANK]
-    bank, _ = encode_all(original.model, data.subset(rows), torch.device("cpu"))  # (BANK, z)
+    bank, _ = encode_all(vae, data.subset(rows), torch.device("cpu"))  # (BANK, z)
     forgotten = data.labels[rows] == args.target  # (BANK,)
-    z = torch.randn(args.samples, original.model.latent_dim, generator=generator)
+    z = torch.randn(args.samples, vae.latent_dim, generator=generator)
 
     print("| model | forget region | fratio | inside | outside |")
     print("| --- | --- | --- | --- | --- |")
     for title, path in models.items():
-        samples = load_checkpoint(path, kind="vae").model.decode(z)  # same z for every row
-        distances = torch.cdist(original.model.encode(samples)[0], bank)  # (samples, BANK)
+        model = load_checkpoint(path, kind="vae").model
+        assert isinstance(model, VAE)
+        samples = model.decode(z)  # same z for every row
+        distances = torch.cdist(vae.encode(samples)[0], bank)  # (samples, BANK)
         nearest = distances.topk(NEIGHBOURS, largest=False).indices  # (samples, NEIGHBOURS)
         inside = forgotten[nearest].float().mean(1) > 0.5
         judged = judge.model(samples).argmax(1) == index

@@ -97,8 +97,8 @@ def main() -> None:
     full = load_split(DatasetSpec(name="mnist"))  # the whole training split, 60,000 images
     shadows = []
     for k in range(args.shadows):
-        rows = torch.arange(args.train_size * (k + 1), args.train_size * (k + 2))
-        data = full.subset(rows)  # after the first N: no forgotten sample, no test image
+        first = args.train_size * (k + 1)  # after the first N: no forgotten sample, no test image
+        data = full.subset(torch.arange(first, first + args.train_size))
         shadow_cfg = dataclasses.replace(cfg, seed=args.seed + 1 + k)
 
         def shadow(c=shadow_cfg, d=data):

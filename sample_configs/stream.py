@@ -78,16 +78,17 @@ def main() -> None:
     batches: list[list[Request]] = []
     for b in range(args.batches):
         ids = train.ids[outside[b * args.per_batch : (b + 1) * args.per_batch]].sort().values
-        batch = [{"id": f"batch-{b + 1}", "indices": ids.tolist()}]
+        asked = [{"id": f"batch-{b + 1}", "indices": ids.tolist()}]
         if b + 1 == args.class_at:
-            batch.append({"id": f"digit-{args.digit}", "class": [args.digit]})
-        batches.append(parse_requests({"requests": batch}, f"batch {b + 1}"))
+            asked.append({"id": f"digit-{args.digit}", "class": [args.digit]})
+        batches.append(parse_requests({"requests": asked}, f"batch {b + 1}"))
 
     method = get_method("redirect")  # the default of `unlearn forget`
     current, rows, seconds = original, [], 0.0
     so_far: list[Request] = []
     for b, batch in enumerate(batches, start=1):
         plan = plan_forget(current, batch)
+        assert current.sha256 is not None  # loaded from a file
         cfg = configure(method, current, {})
         # keyed as `compare` keys a run: a changed default or batch is a new file, never stale
         k = forget_key(method.name, current.sha256, batch, cfg)
@@ -102,6 +103,7 @@ def main() -> None:
         print(line(rows[-1]), flush=True)
     retrain = get_method("retrain")
     everything = plan_forget(original, so_far)
+    assert original.sha256 is not None
     rcfg = configure(retrain, original, {})
     k = forget_key(retrain.name, original.sha256, so_far, rcfg)
     retrained = saved(

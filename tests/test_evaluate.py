@@ -296,7 +296,6 @@ def test_gates():
     ]
 
 
-
 def test_gates_that_need_a_judge():
     # evaluate refuses these without --judge; the MIA and pixel gates run without one
     assert set(JUDGED) == {"max_fratio", "min_is", "max_fid", "min_precision"}
