@@ -70,3 +70,29 @@ def test_nothing_to_do_when_the_samples_already_look_unseen(trained):
     assert all(
         torch.equal(a, b) for a, b in zip(after.state_dict().values(), model.state_dict().values())
     )
+
+
+def test_attack_auc_counts_unseen_losses_above_seen_ones():
+    seen = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert membership.attack_auc(seen + 10, seen) == 1.0  # every unseen loss above every seen
+    assert membership.attack_auc(seen - 10, seen) == 0.0
+    assert membership.attack_auc(torch.tensor([2.5, 2.5]), seen) == 0.5
+    # the normal model's Phi(gap / (sd sqrt 2)): a 1-nat gap on a 27-nat spread is AUC 0.51
+    g = torch.Generator().manual_seed(0)
+    unseen, seen = 27 * torch.randn(4000, generator=g) + 1, 27 * torch.randn(4000, generator=g)
+    assert abs(membership.attack_auc(unseen, seen) - 0.5104) < 0.015
+
+
+def test_an_advantage_too_small_for_the_request_is_not_visible():
+    # the same attack AUC is noise on 50 samples and evidence on 50,000
+    assert not membership.visible(0.55, 50, 2048)  # 2 standard errors: 0.083
+    assert membership.visible(0.60, 50, 2048)
+    assert not membership.visible(0.51, 50_000, 2048)  # 0.0129: the probes' own noise remains
+    assert membership.visible(0.52, 50_000, 2048)
+    assert membership.visible(0.84, 50, 2048)  # a memorising model, on any request
+
+
+def test_a_visible_gap_on_few_samples_is_still_matched(trained):
+    model, forget, retain, heldout = setup(trained, heldout_shift=3)
+    _, stats = run(model, forget.subset(torch.arange(4)), retain, heldout, steps=5)
+    assert stats["membership_auc"] > 0.8 and stats["membership_steps"] == 5  # bar: 0.79
