@@ -34,7 +34,8 @@ training data alone (no judge, no labels, so classes, attributes and samples ali
    of D_r, in PCGrad's conflict-only form, since both objectives descend).
 
 A fourth, `membership.match`, raises the loss of samples that the model memorised to where
-held-out data's sits; it skips itself when there is no such gap (every class request).
+held-out data's sits; it skips itself when the gap is too small to show on the request, or when
+the forgotten samples already sit past it (a redirected class).
 
 For individual samples the nearest interior latent is a look-alike of the same kind, so the
 model stops reproducing the sample and keeps drawing its kind, as retraining without it does.
