@@ -12,6 +12,35 @@ import torch
 torch.set_num_threads(1)  # tiny models: thread overhead outweighs parallelism
 
 
+class RecordingProgress:
+    """A progress sink that records what a method announced and did: each stage's announced
+    total and steps run (`stages`), every stage in order (`tasks`), statuses and logs."""
+
+    def __init__(self):
+        self.tasks: list[tuple[str, int]] = []
+        self.stages: dict[str, list[int]] = {}  # description -> [total, steps run]
+        self.statuses: list[str] = []
+        self.steps = 0
+        self.logs: list[str] = []
+
+    def start(self, description, total):
+        self.tasks.append((description, total))
+        self.stages[description] = [total, 0]
+        self.current = description
+
+    def advance(self, n=1, status=""):
+        self.steps += n
+        self.stages[self.current][1] += n
+        if status:
+            self.statuses.append(status)
+
+    def done(self, summary=""):
+        pass
+
+    def log(self, message):
+        self.logs.append(message)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def cache_dir(tmp_path_factory) -> Path:
     """Every test unpacks the embedded MNIST into one private cache, never the user's."""

@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from conftest import RecordingProgress
 
 from unlearn_cli.errors import UsageError
 from unlearn_cli.methods import configure, default_lr
@@ -25,28 +26,6 @@ from unlearn_cli.methods.fu import (
 )
 
 CPU = torch.device("cpu")
-
-
-class RecordingProgress:
-    def __init__(self):
-        self.tasks: list[tuple[str, int]] = []
-        self.statuses: list[str] = []
-        self.steps = 0
-        self.logs: list[str] = []
-
-    def start(self, description, total):
-        self.tasks.append((description, total))
-
-    def advance(self, n=1, status=""):
-        self.steps += n
-        if status:
-            self.statuses.append(status)
-
-    def done(self, summary=""):
-        pass
-
-    def log(self, message):
-        self.logs.append(message)
 
 
 def test_threshold_is_midway_between_the_mean_projections():

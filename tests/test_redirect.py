@@ -8,6 +8,7 @@ import dataclasses
 
 import pytest
 import torch
+from conftest import RecordingProgress
 
 from unlearn_cli.methods.redirect import encode_all, interior, refit_prior
 
@@ -74,23 +75,6 @@ def test_refit_only_keeps_the_decoder_up_to_coordinates(setting):
         )
 
 
-class Steps:
-    """A progress sink that records how many steps each stage announced and ran."""
-
-    def __init__(self):
-        self.stages: dict[str, list[int]] = {}
-
-    def start(self, description, total):
-        self.stages[description] = [total, 0]
-        self.current = description
-
-    def advance(self, n=1, status=""):
-        self.stages[self.current][1] += n
-
-    def done(self, summary=""):
-        pass
-
-
 @pytest.mark.parametrize(
     "forgotten, epochs, steps",
     [(1000, 0.0, 0), (1000, 0.5, 2), (1000, 1.0, 4), (1000, 1.2, 5), (9, 1.0, 2), (2, 1.0, 1)],
@@ -106,7 +90,7 @@ def test_keep_training_runs_its_share_of_a_pass_on_every_parameter(
     ckpt, plan = setting
     cfg = configure(get_method("redirect"), ckpt, {"retain_epochs": epochs, "batch_size": 46})
     assert math.ceil(len(plan.retain) / 46) == 4  # the fixture's D_r: four batches a pass
-    model, progress = copy.deepcopy(ckpt.model), Steps()
+    model, progress = copy.deepcopy(ckpt.model), RecordingProgress()
     # ten retained images per forgotten one (9 -> 90 of 182: half a pass), retain_epochs at most
     keep_training(
         model, plan.retain, forgotten, cfg, torch.device("cpu"), torch.Generator(), progress

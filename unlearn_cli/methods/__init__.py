@@ -140,6 +140,11 @@ def original_batch_size(ckpt: Checkpoint) -> int:
     return defaults.training(ckpt.training)["batch_size"]
 
 
+def original_lr(ckpt: Checkpoint) -> float:
+    """The learning rate the checkpoint was trained with (redirect's step 0 reuses it)."""
+    return defaults.training(ckpt.training)["lr"]
+
+
 def default_lr(ckpt: Checkpoint) -> float:
     """The paper's one-shot learning rates: 5e-4 on MNIST, 1e-5 on CelebA."""
     return PAPER_LR[ckpt.dataset.name]

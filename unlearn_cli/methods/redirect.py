@@ -52,13 +52,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearn_cli import defaults, distributed
+from unlearn_cli import distributed
 from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.train import make_loader, to_device
 from unlearn_cli.methods import (
     Unlearned,
     membership,
     original_batch_size,
+    original_lr,
     scoped_parameters,
     train_only,
 )
@@ -173,9 +174,7 @@ class Redirect:
         return self.title
 
     def default_config(self, ckpt) -> RedirectConfig:
-        return RedirectConfig(
-            batch_size=original_batch_size(ckpt), retain_lr=defaults.training(ckpt.training)["lr"]
-        )
+        return RedirectConfig(batch_size=original_batch_size(ckpt), retain_lr=original_lr(ckpt))
 
     def unlearn(
         self, ckpt, forget, retain, cfg: RedirectConfig, device, progress, heldout=None

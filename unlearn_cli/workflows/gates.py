@@ -39,10 +39,10 @@ def gates(result: dict, limits: dict[str, float | None]) -> list[tuple[str, str]
     for gate, limit in limits.items():
         if limit is None:
             continue
-        group, key, label, is_min, needs, _ = GATES[gate]
-        value = result[group][key]
+        g = GATES[gate]
+        value = result[g.group][g.key]
         if value is None:
-            failed.append((gate, f"{limit:g}: {label} was not measured (it needs {needs})"))
-        elif value < limit if is_min else value > limit:
-            failed.append((gate, f"{limit:g}: {label} is {value:.4g}"))
+            failed.append((gate, f"{limit:g}: {g.label} was not measured (it needs {g.needs})"))
+        elif value < limit if g.is_min else value > limit:
+            failed.append((gate, f"{limit:g}: {g.label} is {value:.4g}"))
     return failed
