@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -82,8 +83,6 @@ def test_refit_only_keeps_the_decoder_up_to_coordinates(setting):
 def test_keep_training_runs_its_share_of_a_pass_on_every_parameter(
     setting, forgotten, epochs, steps
 ):
-    import math
-
     from unlearn_cli.methods import configure, get_method
     from unlearn_cli.methods.redirect import keep_training
 
@@ -98,6 +97,56 @@ def test_keep_training_runs_its_share_of_a_pass_on_every_parameter(
     assert progress.stages.get("redirect: training on D_r", [0, 0]) == [steps, steps]
     moved = [not torch.equal(p, q) for p, q in zip(model.parameters(), ckpt.model.parameters())]
     assert all(moved) if steps else not any(moved)  # encoder and decoder alike
+
+
+def test_pixel_targets_are_the_decodings_nearest_to_the_reconstruction(setting):
+    from unlearn_cli.methods.redirect import decode_all, redirect_targets
+
+    model = setting[0].model.eval()
+    g = torch.Generator().manual_seed(0)
+    x, bank = torch.rand(6, 1, 28, 28, generator=g), torch.randn(40, model.latent_dim, generator=g)
+    drawn = decode_all(model, bank)
+    z_pixel, target = redirect_targets(model, x, bank, torch.Generator().manual_seed(1), drawn)
+    z_latent, _ = redirect_targets(model, x, bank, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(z_pixel, z_latent)  # the same posterior draws either way
+    with torch.no_grad():
+        recon = model.decode(model.encode(x)[0])
+    for image, got in zip(recon, target):
+        distances = [(image - candidate).pow(2).sum().item() for candidate in drawn]
+        torch.testing.assert_close(got, drawn[distances.index(min(distances))])
+
+
+def test_prior_weight_is_the_prior_density_ratio_up_to_its_cap():
+    from unlearn_cli.methods.redirect import prior_weight
+
+    z = torch.tensor([[4.0, 0.0], [1.0, 1.0], [0.5, 0.0], [0.0, 0.0]])  # |z|^2 16, 2, 0.25, 0
+    weight = prior_weight(z, level=2.0, cap=2.5)
+    expected = torch.tensor([math.exp(-7.0), 1.0, math.exp(0.875), 2.5])  # e^1 capped
+    torch.testing.assert_close(weight, expected)
+
+
+def test_a_weighted_redirect_loss_weighs_each_draw(setting):
+    from unlearn_cli.methods.redirect import redirect_loss
+
+    model = setting[0].model
+    g = torch.Generator().manual_seed(0)
+    z, target = torch.randn(4, model.latent_dim, generator=g), torch.rand(4, 1, 28, 28, generator=g)
+    plain = redirect_loss(model, z, target)
+    torch.testing.assert_close(redirect_loss(model, z, target, torch.ones(4)), plain)
+    only_first = redirect_loss(model, z, target, torch.tensor([4.0, 0.0, 0.0, 0.0]))
+    torch.testing.assert_close(only_first, redirect_loss(model, z[:1], target[:1]))
+
+
+def test_pixel_targets_and_prior_weights_change_the_forget_and_are_recorded(setting):
+    ckpt, plan = setting
+    latent, pixel = run(ckpt, plan), run(ckpt, plan, targets="pixel")
+    prior = run(ckpt, plan, targets="pixel", weighting="prior")
+    assert pixel.lineage[-1]["hyperparameters"]["targets"] == "pixel"
+    assert latent.lineage[-1]["hyperparameters"]["targets"] == "latent"
+    assert prior.lineage[-1]["hyperparameters"]["weighting"] == "prior"
+    for other in (pixel, prior):
+        decoder = zip(latent.model.decoder.parameters(), other.model.decoder.parameters())
+        assert any(not torch.equal(p, q) for p, q in decoder)
 
 
 def test_keep_training_uses_the_checkpoints_learning_rate(setting):
@@ -145,6 +194,8 @@ def test_same_seed_same_weights_and_recorded_settings(setting):
         ({"retain_epochs": -0.5}, "retain_epochs must be at least 0"),
         ({"retain_lr": 0.0}, "retain_lr must be positive"),
         ({"retain_ratio": -1.0}, "retain_ratio must be at least 0"),
+        ({"targets": "nearest"}, "use latent or pixel"),
+        ({"weighting": "more"}, "use share, equal or prior"),
     ],
 )
 def test_bad_settings_are_usage_errors(setting, options, message):

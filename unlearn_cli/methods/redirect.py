@@ -31,7 +31,12 @@ training data alone (no judge, no labels, so classes, attributes and samples ali
    that is a tenth of the data was redirected as hard as one that is a third, and the whole
    decoder lost diversity (README, "Redirect"). Whenever the redirect gradient conflicts with
    the retain gradient g_r, its component along g_r is removed first (the paper's protection
-   of D_r, in PCGrad's conflict-only form, since both objectives descend).
+   of D_r, in PCGrad's conflict-only form, since both objectives descend). Two variants, not
+   the default (README, "Where the bar is missed"): `targets="pixel"` picks, instead of the
+   decoding nearest to each draw in latent space, the one nearest to the sample's
+   reconstruction in pixel space, so that similar forgotten images get similar targets;
+   `weighting="prior"` also weighs each redirect draw by the prior's density there, relative
+   to a typical retained draw's, up to equal weight.
 
 A fourth, `membership.match`, raises the loss of samples that the model memorised to where
 held-out data's sits; it skips itself when the gap is too small to show on the request, or when
@@ -122,23 +127,46 @@ def interior(bank: torch.Tensor, others: torch.Tensor, k: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def decode_all(model, bank: torch.Tensor) -> torch.Tensor:
+    """What `model` draws at every bank latent, (N, C, H, W) in [0, 1]."""
+    return torch.cat([model.decode(rows) for rows in bank.split(ENCODE_BATCH)])
+
+
+@torch.no_grad()
 def redirect_targets(
-    model, x_f: torch.Tensor, bank: torch.Tensor, generator: torch.Generator
+    model,
+    x_f: torch.Tensor,
+    bank: torch.Tensor,
+    generator: torch.Generator,
+    drawn: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(z_f, target): a posterior draw for each forget image, and what `model` draws at the
-    bank latent nearest to it."""
+    bank latent nearest to that draw; or, given `drawn` (the bank's decodings, `targets:
+    pixel`), the decoding nearest in pixel space to the image's reconstruction."""
     mu, logvar = model.encode(x_f)  # (B, z) each
     noise = torch.randn(mu.shape, generator=generator).to(mu.device)
     z = mu + noise * torch.exp(0.5 * logvar)  # (B, z)
-    nearest = torch.cdist(z, bank).argmin(dim=1)  # (B,) rows of the bank
-    return z, model.decode(bank[nearest])  # (B, z), (B, C, H, W) in [0, 1]
+    if drawn is None:
+        nearest = torch.cdist(z, bank).argmin(dim=1)  # (B,) rows of the bank
+        return z, model.decode(bank[nearest])  # (B, z), (B, C, H, W) in [0, 1]
+    nearest = torch.cdist(model.decode(mu).flatten(1), drawn.flatten(1)).argmin(dim=1)
+    return z, drawn[nearest]
 
 
-def redirect_loss(model, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of the Bernoulli cross-entropy of decode(z) against `target`."""
+def redirect_loss(
+    model, z: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean over the batch of the Bernoulli cross-entropy of decode(z) against `target`, each
+    draw weighted by `weight` (B,) when given."""
     logits = model.decode_logits(z)  # (B, z) -> (B, C, H, W)
-    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    return bce.flatten(1).sum(1).mean()
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(1)
+    return (bce if weight is None else weight * bce).mean()
+
+
+def prior_weight(z: torch.Tensor, level: float, cap: float) -> torch.Tensor:
+    """(B,) the prior's density at each draw relative to its density at squared norm `level`
+    (a typical retained draw's), at most `cap`."""
+    return torch.exp(-0.5 * (z.pow(2).sum(1) - level)).clamp(max=cap)
 
 
 def keep_training(
@@ -195,10 +223,13 @@ class Redirect:
         if cfg.refit:
             m, s = refit_prior(model, mu_r, logvar_r)
             mu_r, mu_f = (mu_r - m) / s, (mu_f - m) / s  # the same latents, new coordinates
+            logvar_r = logvar_r - 2 * s.log()
+        level = (mu_r.pow(2) + logvar_r.exp()).sum(1).mean().item()  # E |z_r|^2
         bank = mu_r[interior(mu_r, mu_f, cfg.interior_k)]  # (N_bank, z)
         if len(bank) == 0:
             bank = mu_r  # every retained latent borders the forgotten: take the nearest
         reference = copy.deepcopy(model).requires_grad_(False)  # draws the targets
+        drawn = decode_all(reference, bank) if cfg.targets == "pixel" else None
         model.train()
         params = scoped_parameters(model, cfg.params)
         train_only(model, params)
@@ -207,7 +238,7 @@ class Redirect:
         steps = max(cfg.epochs * len(forget_batches), cfg.min_steps) if cfg.epochs else 0
         forget_stream = endless(forget_batches)
         retain_stream = endless(shuffled(retain, cfg.batch_size, device, generator, cfg.seed))
-        share = len(forget) / (len(forget) + len(retain)) if cfg.weighting == "share" else 0.5
+        share = len(forget) / (len(forget) + len(retain)) if cfg.weighting != "equal" else 0.5
         noise = generator  # posterior draws; under torchrun each rank its own stream
         if distributed.world().size > 1:
             noise = torch.Generator().manual_seed(distributed.rank_seed(cfg.seed))
@@ -215,8 +246,9 @@ class Redirect:
         for _ in range(steps):
             x_f, _, _ = to_device(next(forget_stream), device)
             x_r, _, _ = to_device(next(retain_stream), device)
-            z, target = redirect_targets(reference, x_f, bank, noise)
-            loss_d = redirect_loss(model, z, target)
+            z, target = redirect_targets(reference, x_f, bank, noise, drawn)
+            weight = prior_weight(z, level, 0.5 / share) if cfg.weighting == "prior" else None
+            loss_d = redirect_loss(model, z, target, weight)
             g_d = flat_grad(loss_d, params)
             loss_r = model.loss(x_r)
             g_r = flat_grad(loss_r, params)

@@ -81,8 +81,10 @@ class RedirectConfig(Settings):
     )
     weighting: str = setting(
         "share",
-        "share (weigh the redirect and retain losses by the shares of D_f and D_r) or equal",
-        choices=("share", "equal"),
+        "share (weigh the redirect and retain losses by the shares of D_f and D_r), equal, or "
+        "prior (share, each redirect draw also weighted by the prior's density there relative "
+        "to a typical retained draw's, up to equal)",
+        choices=("share", "equal", "prior"),
     )
     retain_epochs: float = setting(
         0.25,
@@ -100,6 +102,12 @@ class RedirectConfig(Settings):
     bank_size: int = setting(4096, "retained samples encoded for the refit and the target bank")
     interior_k: int = setting(
         10, "a target's nearest bank neighbours that must all be retained", minimum=1
+    )
+    targets: str = setting(
+        "latent",
+        "which interior decoding a forget sample is redirected to: latent (nearest to its "
+        "posterior draw) or pixel (nearest to its reconstruction, in pixel space)",
+        choices=("latent", "pixel"),
     )
     match_steps: int = setting(
         200,
