@@ -116,6 +116,26 @@ def test_pixel_targets_are_the_decodings_nearest_to_the_reconstruction(setting):
         torch.testing.assert_close(got, drawn[distances.index(min(distances))])
 
 
+def test_local_targets_pick_among_the_draws_nearest_bank_latents(setting):
+    from unlearn_cli.methods.redirect import decode_all, redirect_targets
+
+    model = setting[0].model.eval()
+    g = torch.Generator().manual_seed(0)
+    x, bank = torch.rand(6, 1, 28, 28, generator=g), torch.randn(40, model.latent_dim, generator=g)
+    drawn = decode_all(model, bank)
+    z, target = redirect_targets(model, x, bank, torch.Generator().manual_seed(1), drawn, 5)
+    with torch.no_grad():
+        recon = model.decode(model.encode(x)[0])
+    for draw, image, got in zip(z, recon, target):
+        near = sorted(range(len(bank)), key=lambda i: (bank[i] - draw).norm().item())[:5]
+        best = min(near, key=lambda i: (drawn[i] - image).pow(2).sum().item())
+        torch.testing.assert_close(got, drawn[best])
+    _, everywhere = redirect_targets(model, x, bank, torch.Generator().manual_seed(1), drawn)
+    assert not torch.equal(target, everywhere)  # the neighbourhood changes the pick
+    _, all_of_it = redirect_targets(model, x, bank, torch.Generator().manual_seed(1), drawn, 40)
+    torch.testing.assert_close(all_of_it, everywhere)  # a neighbourhood of the whole bank
+
+
 def test_prior_weight_is_the_prior_density_ratio_up_to_its_cap():
     from unlearn_cli.methods.redirect import prior_weight
 
@@ -137,14 +157,16 @@ def test_a_weighted_redirect_loss_weighs_each_draw(setting):
     torch.testing.assert_close(only_first, redirect_loss(model, z[:1], target[:1]))
 
 
-def test_pixel_targets_and_prior_weights_change_the_forget_and_are_recorded(setting):
+def test_target_and_weighting_variants_change_the_forget_and_are_recorded(setting):
     ckpt, plan = setting
     latent, pixel = run(ckpt, plan), run(ckpt, plan, targets="pixel")
     prior = run(ckpt, plan, targets="pixel", weighting="prior")
+    local = run(ckpt, plan, targets="local", weighting="prior")
     assert pixel.lineage[-1]["hyperparameters"]["targets"] == "pixel"
     assert latent.lineage[-1]["hyperparameters"]["targets"] == "latent"
     assert prior.lineage[-1]["hyperparameters"]["weighting"] == "prior"
-    for other in (pixel, prior):
+    assert local.lineage[-1]["hyperparameters"]["local_k"] == 20
+    for other in (pixel, prior, local):
         decoder = zip(latent.model.decoder.parameters(), other.model.decoder.parameters())
         assert any(not torch.equal(p, q) for p, q in decoder)
 
@@ -194,7 +216,8 @@ def test_same_seed_same_weights_and_recorded_settings(setting):
         ({"retain_epochs": -0.5}, "retain_epochs must be at least 0"),
         ({"retain_lr": 0.0}, "retain_lr must be positive"),
         ({"retain_ratio": -1.0}, "retain_ratio must be at least 0"),
-        ({"targets": "nearest"}, "use latent or pixel"),
+        ({"targets": "nearest"}, "use latent, pixel or local"),
+        ({"local_k": 0}, "local_k must be at least 1"),
         ({"weighting": "more"}, "use share, equal or prior"),
     ],
 )

@@ -34,7 +34,8 @@ training data alone (no judge, no labels, so classes, attributes and samples ali
    of D_r, in PCGrad's conflict-only form, since both objectives descend). Two variants, not
    the default (README, "Where the bar is missed"): `targets="pixel"` picks, instead of the
    decoding nearest to each draw in latent space, the one nearest to the sample's
-   reconstruction in pixel space, so that similar forgotten images get similar targets;
+   reconstruction in pixel space, so that similar forgotten images get similar targets
+   (`targets="local"`: among the `local_k` bank latents nearest to the draw);
    `weighting="prior"` also weighs each redirect draw by the prior's density there, relative
    to a typical retained draw's, up to equal weight.
 
@@ -139,18 +140,25 @@ def redirect_targets(
     bank: torch.Tensor,
     generator: torch.Generator,
     drawn: torch.Tensor | None = None,
+    local: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(z_f, target): a posterior draw for each forget image, and what `model` draws at the
-    bank latent nearest to that draw; or, given `drawn` (the bank's decodings, `targets:
-    pixel`), the decoding nearest in pixel space to the image's reconstruction."""
+    bank latent nearest to that draw (`targets: latent`). Given `drawn` (the bank's decodings),
+    the decoding nearest in pixel space to the image's reconstruction, among the whole bank
+    (`pixel`) or among the `local` bank latents nearest to the draw (`local`)."""
     mu, logvar = model.encode(x_f)  # (B, z) each
     noise = torch.randn(mu.shape, generator=generator).to(mu.device)
     z = mu + noise * torch.exp(0.5 * logvar)  # (B, z)
     if drawn is None:
         nearest = torch.cdist(z, bank).argmin(dim=1)  # (B,) rows of the bank
         return z, model.decode(bank[nearest])  # (B, z), (B, C, H, W) in [0, 1]
-    nearest = torch.cdist(model.decode(mu).flatten(1), drawn.flatten(1)).argmin(dim=1)
-    return z, drawn[nearest]
+    recon = model.decode(mu).flatten(1)  # (B, P)
+    if local is None:
+        return z, drawn[torch.cdist(recon, drawn.flatten(1)).argmin(dim=1)]
+    k = min(local, len(bank))
+    rows = torch.cdist(z, bank).topk(k, dim=1, largest=False).indices  # (B, k)
+    apart = (drawn.flatten(1)[rows] - recon[:, None]).pow(2).sum(2)  # (B, k) squared distances
+    return z, drawn[rows.gather(1, apart.argmin(dim=1, keepdim=True)).squeeze(1)]
 
 
 def redirect_loss(
@@ -229,7 +237,8 @@ class Redirect:
         if len(bank) == 0:
             bank = mu_r  # every retained latent borders the forgotten: take the nearest
         reference = copy.deepcopy(model).requires_grad_(False)  # draws the targets
-        drawn = decode_all(reference, bank) if cfg.targets == "pixel" else None
+        drawn = decode_all(reference, bank) if cfg.targets != "latent" else None
+        local = cfg.local_k if cfg.targets == "local" else None
         model.train()
         params = scoped_parameters(model, cfg.params)
         train_only(model, params)
@@ -246,7 +255,7 @@ class Redirect:
         for _ in range(steps):
             x_f, _, _ = to_device(next(forget_stream), device)
             x_r, _, _ = to_device(next(retain_stream), device)
-            z, target = redirect_targets(reference, x_f, bank, noise, drawn)
+            z, target = redirect_targets(reference, x_f, bank, noise, drawn, local)
             weight = prior_weight(z, level, 0.5 / share) if cfg.weighting == "prior" else None
             loss_d = redirect_loss(model, z, target, weight)
             g_d = flat_grad(loss_d, params)

@@ -106,8 +106,12 @@ class RedirectConfig(Settings):
     targets: str = setting(
         "latent",
         "which interior decoding a forget sample is redirected to: latent (nearest to its "
-        "posterior draw) or pixel (nearest to its reconstruction, in pixel space)",
-        choices=("latent", "pixel"),
+        "posterior draw), pixel (nearest to its reconstruction, in pixel space) or local (of "
+        "the local_k nearest to the draw, the one nearest to the reconstruction)",
+        choices=("latent", "pixel", "local"),
+    )
+    local_k: int = setting(
+        20, "with targets local: bank latents nearest to the draw to pick among", minimum=1
     )
     match_steps: int = setting(
         200,
