@@ -99,40 +99,44 @@ def test_keep_training_runs_its_share_of_a_pass_on_every_parameter(
     assert all(moved) if steps else not any(moved)  # encoder and decoder alike
 
 
-def test_pixel_targets_are_the_decodings_nearest_to_the_reconstruction(setting):
+def targets_case(setting):
+    """Six images, a bank of 40 latents and its decodings; `targets(*args)` picks with the same
+    posterior draws every time."""
     from unlearn_cli.methods.redirect import decode_all, redirect_targets
 
     model = setting[0].model.eval()
     g = torch.Generator().manual_seed(0)
     x, bank = torch.rand(6, 1, 28, 28, generator=g), torch.randn(40, model.latent_dim, generator=g)
     drawn = decode_all(model, bank)
-    z_pixel, target = redirect_targets(model, x, bank, torch.Generator().manual_seed(1), drawn)
-    z_latent, _ = redirect_targets(model, x, bank, torch.Generator().manual_seed(1))
-    torch.testing.assert_close(z_pixel, z_latent)  # the same posterior draws either way
     with torch.no_grad():
         recon = model.decode(model.encode(x)[0])
+
+    def targets(*args):
+        return redirect_targets(model, x, bank, torch.Generator().manual_seed(1), *args)
+
+    return bank, drawn, recon, targets
+
+
+def test_pixel_targets_are_the_decodings_nearest_to_the_reconstruction(setting):
+    _, drawn, recon, targets = targets_case(setting)
+    z_pixel, target = targets(drawn)
+    z_latent, _ = targets()
+    torch.testing.assert_close(z_pixel, z_latent)  # the same posterior draws either way
     for image, got in zip(recon, target):
         distances = [(image - candidate).pow(2).sum().item() for candidate in drawn]
         torch.testing.assert_close(got, drawn[distances.index(min(distances))])
 
 
 def test_local_targets_pick_among_the_draws_nearest_bank_latents(setting):
-    from unlearn_cli.methods.redirect import decode_all, redirect_targets
-
-    model = setting[0].model.eval()
-    g = torch.Generator().manual_seed(0)
-    x, bank = torch.rand(6, 1, 28, 28, generator=g), torch.randn(40, model.latent_dim, generator=g)
-    drawn = decode_all(model, bank)
-    z, target = redirect_targets(model, x, bank, torch.Generator().manual_seed(1), drawn, 5)
-    with torch.no_grad():
-        recon = model.decode(model.encode(x)[0])
+    bank, drawn, recon, targets = targets_case(setting)
+    z, target = targets(drawn, 5)
     for draw, image, got in zip(z, recon, target):
         near = sorted(range(len(bank)), key=lambda i: (bank[i] - draw).norm().item())[:5]
         best = min(near, key=lambda i: (drawn[i] - image).pow(2).sum().item())
         torch.testing.assert_close(got, drawn[best])
-    _, everywhere = redirect_targets(model, x, bank, torch.Generator().manual_seed(1), drawn)
+    _, everywhere = targets(drawn)
     assert not torch.equal(target, everywhere)  # the neighbourhood changes the pick
-    _, all_of_it = redirect_targets(model, x, bank, torch.Generator().manual_seed(1), drawn, 40)
+    _, all_of_it = targets(drawn, 40)
     torch.testing.assert_close(all_of_it, everywhere)  # a neighbourhood of the whole bank
 
 

@@ -80,14 +80,14 @@ from unlearn_cli.methods.surgery import (
     shuffled,
 )
 
-ENCODE_BATCH = 1000  # images per batch when encoding the latent bank
+BANK_BATCH = 1000  # images encoded, or latents decoded, per forward pass over the bank
 
 
 @torch.no_grad()
 def encode_all(model, data, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """(mu, logvar) of every sample of `data`, each (N, z) on `device`."""
     mus, logvars = [], []
-    for batch in make_loader(data, ENCODE_BATCH, device):
+    for batch in make_loader(data, BANK_BATCH, device):
         x, _, _ = to_device(batch, device)
         mu, logvar = model.encode(x)  # (B, C, H, W) -> 2 x (B, z)
         mus.append(mu)
@@ -130,7 +130,7 @@ def interior(bank: torch.Tensor, others: torch.Tensor, k: int) -> torch.Tensor:
 @torch.no_grad()
 def decode_all(model, bank: torch.Tensor) -> torch.Tensor:
     """What `model` draws at every bank latent, (N, C, H, W) in [0, 1]."""
-    return torch.cat([model.decode(rows) for rows in bank.split(ENCODE_BATCH)])
+    return torch.cat([model.decode(rows) for rows in bank.split(BANK_BATCH)])
 
 
 @torch.no_grad()
