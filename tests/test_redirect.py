@@ -34,25 +34,37 @@ def run(ckpt, plan, **options):
     return run_forget(ckpt, plan, method, cfg, torch.device("cpu"))
 
 
-def test_refit_changes_coordinates_not_reconstructions(setting):
+@pytest.mark.parametrize("full", [True, False])
+def test_refit_changes_coordinates_not_reconstructions(setting, full):
     ckpt, plan = setting
     model = copy.deepcopy(ckpt.model)
     mu, logvar = encode_all(model, plan.retain, torch.device("cpu"))
     x = torch.rand(5, 1, 28, 28)
     mu_x, logvar_x = model.encode(x)
     before = model.decode(mu_x)
-    m, s = refit_prior(model, mu, logvar)
+    m, a, shift = refit_prior(model, mu, logvar, full=full)
     new_mu, new_logvar = model.encode(x)
-    torch.testing.assert_close(new_mu, (mu_x - m) / s, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(new_logvar, logvar_x - 2 * s.log(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(new_mu, (mu_x - m) @ a.T, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(new_logvar, logvar_x + shift, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(
         model.decode(new_mu), before, atol=1e-5, rtol=0
     )  # same image, new coordinates
-    # the retained data's aggregate posterior is now centred with unit spread
+    # the retained data's aggregate posterior is now centred, with unit spread in every
+    # dimension and, with the full refit, uncorrelated dimensions
     mu2, logvar2 = encode_all(model, plan.retain, torch.device("cpu"))
     torch.testing.assert_close(mu2.mean(0), torch.zeros_like(m), atol=1e-5, rtol=0)
-    spread = mu2.var(0) + logvar2.exp().mean(0)
-    torch.testing.assert_close(spread, torch.ones_like(s), atol=1e-4, rtol=0)
+    cov = torch.cov(mu2.T) + torch.diag(logvar2.exp().mean(0))
+    if full:
+        torch.testing.assert_close(cov, torch.eye(len(m)), atol=0.05, rtol=0)
+    else:
+        torch.testing.assert_close(cov.diagonal(), torch.ones_like(m), atol=1e-4, rtol=0)
+        # the diagonal refit divides by each dimension's spread
+        spread = (mu.var(0) + logvar.exp().mean(0)).sqrt()
+        torch.testing.assert_close(a, torch.diag(1 / spread), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(shift, -2 * spread.log(), atol=1e-5, rtol=1e-5)
+    before_corr = torch.cov(mu.T) + torch.diag(logvar.exp().mean(0))
+    off = ~torch.eye(len(m), dtype=torch.bool)
+    assert before_corr[off].abs().max() > 0.1  # a case with correlations to remove
 
 
 def test_interior_equals_its_definition():
@@ -163,15 +175,18 @@ def test_a_weighted_redirect_loss_weighs_each_draw(setting):
 
 def test_target_and_weighting_variants_change_the_forget_and_are_recorded(setting):
     ckpt, plan = setting
-    latent, pixel = run(ckpt, plan), run(ckpt, plan, targets="pixel")
+    local, pixel = run(ckpt, plan), run(ckpt, plan, targets="pixel")
     prior = run(ckpt, plan, targets="pixel", weighting="prior")
-    local = run(ckpt, plan, targets="local", weighting="prior")
+    latent = run(ckpt, plan, targets="latent")
+    diagonal = run(ckpt, plan, covariance="diagonal")
     assert pixel.lineage[-1]["hyperparameters"]["targets"] == "pixel"
-    assert latent.lineage[-1]["hyperparameters"]["targets"] == "latent"
-    assert prior.lineage[-1]["hyperparameters"]["weighting"] == "prior"
+    assert local.lineage[-1]["hyperparameters"]["targets"] == "local"  # the default
+    assert local.lineage[-1]["hyperparameters"]["covariance"] == "full"  # the default
     assert local.lineage[-1]["hyperparameters"]["local_k"] == 20
-    for other in (pixel, prior, local):
-        decoder = zip(latent.model.decoder.parameters(), other.model.decoder.parameters())
+    assert prior.lineage[-1]["hyperparameters"]["weighting"] == "prior"
+    assert diagonal.lineage[-1]["hyperparameters"]["covariance"] == "diagonal"
+    for other in (pixel, prior, latent, diagonal):
+        decoder = zip(local.model.decoder.parameters(), other.model.decoder.parameters())
         assert any(not torch.equal(p, q) for p, q in decoder)
 
 

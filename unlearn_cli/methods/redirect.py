@@ -16,14 +16,23 @@ training data alone (no judge, no labels, so classes, attributes and samples ali
    at most `retain_epochs` passes over D_r (a quarter of one): a class costs 0.25 / E of
    retraining's E epochs, a request for a few samples a few steps.
 1. **Refit the prior** (closed form). The retained data's aggregate posterior is summarised by
-   its mean m and per-dimension spread s (the variance of the posterior means plus the mean
-   posterior variance). Folding z_old = m + s * z_new into the encoder's last layer and the
-   decoder's first layer changes no reconstruction, yet N(0, I) now covers where the retained
-   data lives rather than where all the data lived: prior mass leaves the forgotten region.
+   its mean m and covariance C (the covariance of the posterior means plus the mean posterior
+   variance). Folding z_old = m + C^(1/2) z_new into the encoder's last layer and the decoder's
+   first layer changes no reconstruction, yet N(0, I) now covers where the retained data lives
+   rather than where all the data lived: prior mass leaves the forgotten region. The whole
+   covariance matters (`covariance="full"`): the forgotten data lies where the retained data's
+   correlated dimensions leave a gap, which a per-dimension fit (`"diagonal"`, the default
+   before) does not see, so under it a forgotten class can sit as near the prior's centre as
+   the retained data (README, "Full refit").
 2. **Redirect what is left**, one pass over D_f. Each forget sample's posterior draw z_f gets a
-   target: the image the (refitted) decoder draws at the nearest *interior* retained latent,
-   one whose k nearest neighbours are all retained, so that the target is plainly retained
-   content and not a look-alike of the forgotten. The decoder descends the Bernoulli
+   target among the *interior* retained latents, those whose k nearest neighbours are all
+   retained, so that the target is plainly retained content and not a look-alike of the
+   forgotten: of the `local_k` (20) interior latents nearest to the draw, the one whose
+   (refitted) decoding is nearest to the sample's reconstruction in pixel space
+   (`targets="local"`). Similar forgotten images get similar targets, as a retrained decoder
+   draws at a forgotten image's latent the retained image that best reconstructs it; the
+   nearest latent's decoding alone (`"latent"`, the default before) gives neighbouring draws
+   unrelated targets, which the decoder fits as a blur. The decoder descends the Bernoulli
    cross-entropy to that target (bounded: its minimum is a retained image) together with the
    training loss on a retain batch, each weighted by its share of the training set
    (`weighting="share"`): the loss of training on D with D_f's images replaced by retained
@@ -32,12 +41,9 @@ training data alone (no judge, no labels, so classes, attributes and samples ali
    decoder lost diversity (README, "Redirect"). Whenever the redirect gradient conflicts with
    the retain gradient g_r, its component along g_r is removed first (the paper's protection
    of D_r, in PCGrad's conflict-only form, since both objectives descend). Two variants, not
-   the default (README, "Where the bar is missed"): `targets="pixel"` picks, instead of the
-   decoding nearest to each draw in latent space, the one nearest to the sample's
-   reconstruction in pixel space, so that similar forgotten images get similar targets
-   (`targets="local"`: among the `local_k` bank latents nearest to the draw);
-   `weighting="prior"` also weighs each redirect draw by the prior's density there, relative
-   to a typical retained draw's, up to equal weight.
+   the default (README, "Where the bar is missed"): `targets="pixel"` makes the pixel pick
+   among the whole bank, and `weighting="prior"` also weighs each redirect draw by the prior's
+   density there, relative to a typical retained draw's, up to equal weight.
 
 A fourth, `membership.match`, raises the loss of samples that the model memorised to where
 held-out data's sits; it skips itself when the gap is too small to show on the request, or when
@@ -100,20 +106,36 @@ def linear_layers(module: nn.Module) -> list[nn.Linear]:
 
 
 @torch.no_grad()
-def refit_prior(model, mu: torch.Tensor, logvar: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Fold z_old = m + s * z_new into the VAE (in place), with m and s the mean and spread of
-    the retained posteriors (mu, logvar); returns (m, s)."""
+def refit_prior(
+    model, mu: torch.Tensor, logvar: torch.Tensor, full: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fold z_old = m + C^(1/2) z_new into the VAE (in place), with m the mean and C the
+    covariance of the retained aggregate posterior (the posterior means' covariance plus the
+    mean posterior variance), whole (`full`) or its diagonal only. Returns (m, A, shift), with
+    which the encoder now gives mu_new = A (mu_old - m) and logvar_new = logvar_old + shift.
+
+    The decoder's fold is exact. With the full C the posterior's variance turns into new
+    coordinates on average only (a diagonal posterior stays diagonal): its per-dimension shift
+    is what the mean posterior variance becomes. C^(1/2) is the symmetric root, which stays
+    nearest the old axes."""
     m = mu.mean(0)  # (z,)
-    s = (mu.var(0) + logvar.exp().mean(0)).sqrt()  # (z,) aggregate posterior's spread
+    var = logvar.exp().mean(0)  # (z,) mean posterior variance
+    cov = torch.cov(mu.T) + torch.diag(var)  # (z, z)
+    if not full:
+        cov = torch.diag(cov.diagonal())
+    lam, u = torch.linalg.eigh(cov)
+    root = u @ torch.diag(lam.sqrt()) @ u.T  # C^(1/2)
+    a = u @ torch.diag(lam.rsqrt()) @ u.T  # C^(-1/2)
+    shift = ((a.pow(2) @ var) / var).log()  # (z,) diag(A diag(var) A^T) / var; -2 log s if diagonal
     z = len(m)
     head = linear_layers(model.encoder)[-1]  # outputs (mu, logvar), (B, 2z)
-    head.weight[:z] /= s[:, None]
-    head.bias[:z] = (head.bias[:z] - m) / s  # mu_new = (mu_old - m) / s
-    head.bias[z:] -= 2 * s.log()  # var_new = var_old / s^2
+    head.weight[:z] = a @ head.weight[:z]
+    head.bias[:z] = a @ (head.bias[:z] - m)
+    head.bias[z:] += shift
     first = linear_layers(model.decoder)[0]  # takes z, (B, z)
-    first.bias.add_(first.weight @ m)  # W z_old + b = (W diag(s)) z_new + (W m + b)
-    first.weight *= s[None, :]
-    return m, s
+    first.bias.add_(first.weight @ m)  # W z_old + b = (W C^(1/2)) z_new + (W m + b)
+    first.weight.copy_(first.weight @ root)
+    return m, a, shift
 
 
 def interior(bank: torch.Tensor, others: torch.Tensor, k: int) -> torch.Tensor:
@@ -229,9 +251,9 @@ class Redirect:
         progress.advance(2)
         progress.done()
         if cfg.refit:
-            m, s = refit_prior(model, mu_r, logvar_r)
-            mu_r, mu_f = (mu_r - m) / s, (mu_f - m) / s  # the same latents, new coordinates
-            logvar_r = logvar_r - 2 * s.log()
+            m, a, shift = refit_prior(model, mu_r, logvar_r, full=cfg.covariance == "full")
+            mu_r, mu_f = (mu_r - m) @ a.T, (mu_f - m) @ a.T  # the same latents, new coordinates
+            logvar_r = logvar_r + shift
         level = (mu_r.pow(2) + logvar_r.exp()).sum(1).mean().item()  # E |z_r|^2
         bank = mu_r[interior(mu_r, mu_f, cfg.interior_k)]  # (N_bank, z)
         if len(bank) == 0:

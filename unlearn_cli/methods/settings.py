@@ -99,12 +99,18 @@ class RedirectConfig(Settings):
         defaults.LR, "step size of that training", ORIGINAL_LR, positive=True
     )
     refit: bool = setting(True, "refit the prior first; false redirects in the old latent space")
+    covariance: str = setting(
+        "full",
+        "the refitted prior's Gaussian: diagonal (each dimension's spread) or full (with the "
+        "correlations between dimensions)",
+        choices=("diagonal", "full"),
+    )
     bank_size: int = setting(4096, "retained samples encoded for the refit and the target bank")
     interior_k: int = setting(
         10, "a target's nearest bank neighbours that must all be retained", minimum=1
     )
     targets: str = setting(
-        "latent",
+        "local",
         "which interior decoding a forget sample is redirected to: latent (nearest to its "
         "posterior draw), pixel (nearest to its reconstruction, in pixel space) or local (of "
         "the local_k nearest to the draw, the one nearest to the reconstruction)",
