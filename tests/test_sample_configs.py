@@ -154,3 +154,19 @@ def test_forget_region_splits_each_models_fratio_into_inside_and_outside(
         mixed = sum(weight * float(value) for weight, value in parts if value != "-")
         assert float(fratio) == pytest.approx(mixed, abs=2e-3)
     assert lines[2].split(" | ")[1:] == lines[3].split(" | ")[1:]  # same model, same z
+
+
+def test_refit_gap_compares_the_forgotten_with_the_whitened_retained(tiny_vae, capsys):
+    """sample_configs/refit_gap.py on the tiny model: a row for each refit; both whiten the
+    retained draws (mean squared norm near the latent dimension, 4), and the forgotten column
+    and share are read off the same refit."""
+    import runpy
+
+    script = runpy.run_path(str(CONFIGS / "refit_gap.py"))
+    script["main"]([str(tiny_vae), "--class", "8"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| diagonal", "| full"]
+    for line in lines[2:]:
+        retained, forgotten, nearer = map(float, line.strip("| ").split(" | ")[1:])
+        assert retained == pytest.approx(4.0, rel=0.15)
+        assert forgotten > 0 and 0 <= nearer <= 1
