@@ -49,7 +49,7 @@ A fourth, `membership.match`, raises the loss of samples that the model memorise
 held-out data's sits; it skips itself when the gap is too small to show on the request, or when
 the forgotten samples already sit past it (a redirected class).
 
-For individual samples the nearest interior latent is a look-alike of the same kind, so the
+For individual samples the local target is a retained look-alike of the same kind, so the
 model stops reproducing the sample and keeps drawing its kind, as retraining without it does.
 The latent statistics and the target bank use at most `bank_size` retained samples, so the
 method's cost does not grow with the training set beyond step 0 and one pass over D_f.
@@ -124,9 +124,11 @@ def refit_prior(
     if not full:
         cov = torch.diag(cov.diagonal())
     lam, u = torch.linalg.eigh(cov)
+    lam = lam.clamp(min=1e-6 * lam.max().item())  # a flat direction stays invertible
     root = u @ torch.diag(lam.sqrt()) @ u.T  # C^(1/2)
     a = u @ torch.diag(lam.rsqrt()) @ u.T  # C^(-1/2)
-    shift = ((a.pow(2) @ var) / var).log()  # (z,) diag(A diag(var) A^T) / var; -2 log s if diagonal
+    # (z,) log of diag(A diag(var) A^T) / var: what the mean posterior variance becomes
+    shift = ((a.pow(2) @ var) / var.clamp(min=1e-12)).log()  # -2 log s if C is diagonal
     z = len(m)
     head = linear_layers(model.encoder)[-1]  # outputs (mu, logvar), (B, 2z)
     head.weight[:z] = a @ head.weight[:z]

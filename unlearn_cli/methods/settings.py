@@ -63,7 +63,8 @@ PAPER_LR_SHOWN = "5e-4 on MNIST, 1e-5 on CelebA, as the paper"
 @dataclass
 class RedirectConfig(Settings):
     # with "share" weighting, chosen on seed 0 of MNIST138 forgetting 1, 3 and 8 and of ten
-    # digits forgetting 3 and 7 (README, "Redirect"), then held fixed for every target and seed
+    # digits forgetting 3 and 7 (README, "Redirect"), with the diagonal refit and latent targets
+    # of that release, then held fixed for every target and seed
     lr: float = setting(1.5e-4, "step size", positive=True)
     batch_size: int = setting(defaults.BATCH_SIZE, "images per step", ORIGINAL_BATCH, minimum=1)
     epochs: int = setting(1, "passes over D_f", minimum=0)  # 0 refits the prior only
