@@ -19,6 +19,7 @@ EXPERIMENTS = [
     "mnist138.yaml",
     "mnist138-lr.yaml",
     "mnist10.yaml",
+    "mnist10-seeds.yaml",
     "mnist10-redirect-settings.yaml",
     "mnist138-redirect-settings.yaml",
     "mnist247.yaml",
