@@ -112,7 +112,7 @@ def test_keep_training_runs_its_share_of_a_pass_on_every_parameter(
 
 
 def targets_case(setting):
-    """Six images, a bank of 40 latents and its decodings; `targets(*args)` picks with the same
+    """Six images, a bank of 40 latents and its decodings; `targets(among)` picks with the same
     posterior draws every time."""
     from unlearn_cli.methods.redirect import decode_all, redirect_targets
 
@@ -123,16 +123,16 @@ def targets_case(setting):
     with torch.no_grad():
         recon = model.decode(model.encode(x)[0])
 
-    def targets(*args):
-        return redirect_targets(model, x, bank, torch.Generator().manual_seed(1), *args)
+    def targets(among):
+        return redirect_targets(model, x, bank, drawn, torch.Generator().manual_seed(1), among)
 
     return bank, drawn, recon, targets
 
 
 def test_pixel_targets_are_the_decodings_nearest_to_the_reconstruction(setting):
     _, drawn, recon, targets = targets_case(setting)
-    z_pixel, target = targets(drawn)
-    z_latent, _ = targets()
+    z_pixel, target = targets(None)
+    z_latent, _ = targets(1)
     torch.testing.assert_close(z_pixel, z_latent)  # the same posterior draws either way
     for image, got in zip(recon, target):
         distances = [(image - candidate).pow(2).sum().item() for candidate in drawn]
@@ -141,14 +141,14 @@ def test_pixel_targets_are_the_decodings_nearest_to_the_reconstruction(setting):
 
 def test_local_targets_pick_among_the_draws_nearest_bank_latents(setting):
     bank, drawn, recon, targets = targets_case(setting)
-    z, target = targets(drawn, 5)
+    z, target = targets(5)
     for draw, image, got in zip(z, recon, target):
         near = sorted(range(len(bank)), key=lambda i: (bank[i] - draw).norm().item())[:5]
         best = min(near, key=lambda i: (drawn[i] - image).pow(2).sum().item())
         torch.testing.assert_close(got, drawn[best])
-    _, everywhere = targets(drawn)
+    _, everywhere = targets(None)
     assert not torch.equal(target, everywhere)  # the neighbourhood changes the pick
-    _, all_of_it = targets(drawn, 40)
+    _, all_of_it = targets(40)
     torch.testing.assert_close(all_of_it, everywhere)  # a neighbourhood of the whole bank
 
 

@@ -162,26 +162,22 @@ def redirect_targets(
     model,
     x_f: torch.Tensor,
     bank: torch.Tensor,
+    drawn: torch.Tensor,
     generator: torch.Generator,
-    drawn: torch.Tensor | None = None,
-    local: int | None = None,
+    among: int | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(z_f, target): a posterior draw for each forget image, and what `model` draws at the
-    bank latent nearest to that draw (`targets: latent`). Given `drawn` (the bank's decodings),
-    the decoding nearest in pixel space to the image's reconstruction, among the whole bank
-    (`pixel`) or among the `local` bank latents nearest to the draw (`local`)."""
+    """(z_f, target): a posterior draw for each forget image and, of the `among` bank latents
+    nearest to that draw, the decoding (`drawn`, the bank's) nearest in pixel space to the
+    image's reconstruction. `targets: latent` is among = 1 (the nearest latent's decoding),
+    `local` among = local_k, `pixel` among = None (the whole bank)."""
     mu, logvar = model.encode(x_f)  # (B, z) each
     noise = torch.randn(mu.shape, generator=generator).to(mu.device)
     z = mu + noise * torch.exp(0.5 * logvar)  # (B, z)
-    if drawn is None:
-        nearest = torch.cdist(z, bank).argmin(dim=1)  # (B,) rows of the bank
-        return z, model.decode(bank[nearest])  # (B, z), (B, C, H, W) in [0, 1]
     recon = model.decode(mu).flatten(1)  # (B, P)
-    if local is None:
+    if among is None:  # the whole bank, without gathering a (B, N_bank, P) tensor
         return z, drawn[torch.cdist(recon, drawn.flatten(1)).argmin(dim=1)]
-    k = min(local, len(bank))
-    rows = torch.cdist(z, bank).topk(k, dim=1, largest=False).indices  # (B, k)
-    apart = (drawn.flatten(1)[rows] - recon[:, None]).pow(2).sum(2)  # (B, k) squared distances
+    rows = torch.cdist(z, bank).topk(min(among, len(bank)), dim=1, largest=False).indices
+    apart = (drawn.flatten(1)[rows] - recon[:, None]).pow(2).sum(2)  # (B, among) squared
     return z, drawn[rows.gather(1, apart.argmin(dim=1, keepdim=True)).squeeze(1)]
 
 
@@ -256,13 +252,15 @@ class Redirect:
             m, a, shift = refit_prior(model, mu_r, logvar_r, full=cfg.covariance == "full")
             mu_r, mu_f = (mu_r - m) @ a.T, (mu_f - m) @ a.T  # the same latents, new coordinates
             logvar_r = logvar_r + shift
-        level = (mu_r.pow(2) + logvar_r.exp()).sum(1).mean().item()  # E |z_r|^2
+        level = None  # with prior weights: E |z_r|^2, a typical retained draw's squared norm
+        if cfg.weighting == "prior":
+            level = (mu_r.pow(2) + logvar_r.exp()).sum(1).mean().item()
         bank = mu_r[interior(mu_r, mu_f, cfg.interior_k)]  # (N_bank, z)
         if len(bank) == 0:
             bank = mu_r  # every retained latent borders the forgotten: take the nearest
         reference = copy.deepcopy(model).requires_grad_(False)  # draws the targets
-        drawn = decode_all(reference, bank) if cfg.targets != "latent" else None
-        local = cfg.local_k if cfg.targets == "local" else None
+        drawn = decode_all(reference, bank)  # (N_bank, C, H, W), every candidate target
+        among = {"latent": 1, "local": cfg.local_k, "pixel": None}[cfg.targets]
         model.train()
         params = scoped_parameters(model, cfg.params)
         train_only(model, params)
@@ -279,8 +277,8 @@ class Redirect:
         for _ in range(steps):
             x_f, _, _ = to_device(next(forget_stream), device)
             x_r, _, _ = to_device(next(retain_stream), device)
-            z, target = redirect_targets(reference, x_f, bank, noise, drawn, local)
-            weight = prior_weight(z, level, 0.5 / share) if cfg.weighting == "prior" else None
+            z, target = redirect_targets(reference, x_f, bank, drawn, noise, among)
+            weight = prior_weight(z, level, 0.5 / share) if level is not None else None
             loss_d = redirect_loss(model, z, target, weight)
             g_d = flat_grad(loss_d, params)
             loss_r = model.loss(x_r)
