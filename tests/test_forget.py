@@ -256,6 +256,14 @@ def test_seed_everything_returns_a_repeatable_generator():
     )
 
 
+def test_seed_everything_asks_cudnn_for_deterministic_kernels(monkeypatch):
+    """On a GPU the convolutional judge trained twice with one seed differed without it."""
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    seed_everything(0)
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+
+
 def test_sgd_repair_step_keeps_the_forget_loss_to_first_order(vae, split):
     from unlearn_cli.methods.surgery import repair_step
 
