@@ -2,13 +2,14 @@
 
     python sample_configs/forget_region.py REPORT.json --judge JUDGE.safetensors --class 8
 
-REPORT.json is one `unlearn compare --json` report (one target, one seed); its BEFORE row names
-the original. Each row's model draws `--samples` prior samples; the original's encoder places
-every sample in its latent space, and the sample lies in the *forget region* when most of its
-10 nearest training latents belong to the forgotten class. For each row this prints the share
-of samples in the forget region, and the judge's fratio inside and outside it: a method that
-redirects the forget region but keeps the retained region as the original drew it can get no
-lower than the original's fratio outside the forget region. README, "Where the bar is missed".
+REPORT.json is one `unlearn compare --json` report (one target); its rows' models of the
+report's first seed are read, or of `--report-seed S`. Each row's model draws `--samples` prior
+samples; the original's (BEFORE's) encoder places every sample in its latent space, and the
+sample lies in the *forget region* when most of its 10 nearest training latents belong to the
+forgotten class. For each row this prints the share of samples in the forget region, and the
+judge's fratio inside and outside it: a method that redirects the forget region but keeps the
+retained region as the original drew it can get no lower than the original's fratio outside
+the forget region. README, "Where the bar is missed".
 """
 
 from __future__ import annotations
@@ -40,11 +41,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--judge", required=True)
     parser.add_argument("--class", dest="target", type=int, required=True)
     parser.add_argument("--samples", type=int, default=5000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="of the prior draws")
+    parser.add_argument(
+        "--report-seed", type=int, help="the report's seed to read (default: its first)"
+    )
     args = parser.parse_args(argv)
 
     report = json.loads(Path(args.report).read_text())
-    models = {row["title"]: row["models"][0] for row in report["rows"] if row.get("models")}
+    seeds = report["seeds"]
+    if args.report_seed is not None and args.report_seed not in seeds:
+        parser.error(f"--report-seed {args.report_seed}: the report has seeds {seeds}")
+    at = 0 if args.report_seed is None else seeds.index(args.report_seed)
+    models = {row["title"]: row["models"][at] for row in report["rows"] if row.get("models")}
     original = load_checkpoint(models["BEFORE"], kind="vae")
     vae = original.model
     assert isinstance(vae, VAE)

@@ -11,6 +11,7 @@ import pytest
 from unlearn_cli.cli.train import TRAIN_KEYS
 from unlearn_cli.config import check_fields, load_yaml
 from unlearn_cli.data.requests import load_manifest
+from unlearn_cli.errors import CheckpointError
 from unlearn_cli.workflows.experiment import load_experiment
 
 CONFIGS = Path(__file__).parent.parent / "sample_configs"
@@ -143,10 +144,17 @@ def test_forget_region_splits_each_models_fratio_into_inside_and_outside(
     import runpy
 
     path = tmp_path / "r.json"
-    rows = [{"title": t, "models": [str(tiny_vae)]} for t in ("BEFORE", "OURS")]
-    path.write_text(json.dumps({"rows": [*rows, {"title": "RETRAIN"}]}))
+    other = tmp_path / "seed-5.safetensors"  # seed 5's models: --report-seed 5 reads them
+    rows = [{"title": t, "models": [str(tiny_vae), str(other)]} for t in ("BEFORE", "OURS")]
+    path.write_text(json.dumps({"seeds": [0, 5], "rows": [*rows, {"title": "RETRAIN"}]}))
     script = runpy.run_path(str(CONFIGS / "forget_region.py"))
-    script["main"]([str(path), "--judge", str(tiny_judge), "--class", "8", "--samples", "400"])
+    args = [str(path), "--judge", str(tiny_judge), "--class", "8", "--samples", "400"]
+    with pytest.raises(CheckpointError, match="seed-5.safetensors: no such file"):
+        script["main"]([*args, "--report-seed", "5"])
+    with pytest.raises(SystemExit):
+        script["main"]([*args, "--report-seed", "7"])
+    capsys.readouterr()
+    script["main"](args)  # the report's first seed
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| BEFORE", "| OURS"]
     for line in lines[2:]:
