@@ -150,3 +150,22 @@ def test_compare_on_two_ranks_runs_writes_once_and_resumes(tmp_path):
     resumed = json.loads(again.stdout)
     assert resumed["computed"] == 0 and resumed["rows"] == report["rows"]
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == written
+
+
+@pytest.mark.parametrize(("argv", "together"), [(["--version"], True), (["nope"], False)])
+def test_the_command_leaves_the_process_group_together_only_after_a_clean_end(
+    monkeypatch, argv, together
+):
+    """A clean end waits for the other ranks before tearing the group down (once in CI, rank 0
+    aborted in teardown after writing); after an error (here a usage error, exit 2) a peer may
+    never arrive, so the atexit handler leaves at once instead."""
+    from unlearn_cli import distributed
+    from unlearn_cli.cli import main
+
+    calls = []
+    monkeypatch.setattr(distributed, "leave", lambda together=False: calls.append(together))
+    monkeypatch.setattr(sys, "argv", ["unlearn", *argv])
+    with pytest.raises(SystemExit) as end:
+        main()
+    assert (end.value.code in (0, None)) == together
+    assert calls == ([True] if together else [])

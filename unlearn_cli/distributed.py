@@ -16,6 +16,7 @@ Nothing here is torch.distributed's own launcher or data sampler: those are used
 from __future__ import annotations
 
 import atexit
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -62,9 +63,18 @@ def join(device: torch.device) -> World:
     return world()
 
 
-def leave() -> None:
-    if active():
-        dist.destroy_process_group()
+def leave(together: bool = False) -> None:
+    """Leave the process group. `together` (a command that ends without an error): every rank
+    first waits for the others, so that none tears its connections down while a peer still uses
+    them (once in CI, rank 0 aborted in teardown after writing its output). After an error the
+    peers may never arrive, so the atexit call leaves at once; a peer that is already gone ends
+    the wait too."""
+    if not active():
+        return
+    if together:
+        with contextlib.suppress(RuntimeError):  # a peer left with an error: nothing to wait for
+            dist.barrier()
+    dist.destroy_process_group()
 
 
 def shard_rows(n: int, batch_size: int) -> tuple[int, int]:

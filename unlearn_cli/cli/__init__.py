@@ -5,6 +5,8 @@ Nothing here imports torch at start-up, so `unlearn --help` answers at once.
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from unlearn_cli import __version__
@@ -49,4 +51,12 @@ def _root(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as end:
+        # under torchrun, ranks that end without an error leave the process group together;
+        # the module is only loaded once a command has joined one (it imports torch)
+        group = sys.modules.get("unlearn_cli.distributed")
+        if group is not None and end.code in (0, None):
+            group.leave(together=True)
+        raise
