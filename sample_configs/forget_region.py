@@ -48,10 +48,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     report = json.loads(Path(args.report).read_text())
-    seeds = report["seeds"]
-    if args.report_seed is not None and args.report_seed not in seeds:
-        parser.error(f"--report-seed {args.report_seed}: the report has seeds {seeds}")
-    at = 0 if args.report_seed is None else seeds.index(args.report_seed)
+    at = 0  # the report's first seed
+    if args.report_seed is not None:
+        seeds = report.get("seeds", [])
+        if args.report_seed not in seeds:
+            parser.error(f"--report-seed {args.report_seed}: the report has seeds {seeds}")
+        at = seeds.index(args.report_seed)
     models = {row["title"]: row["models"][at] for row in report["rows"] if row.get("models")}
     original = load_checkpoint(models["BEFORE"], kind="vae")
     vae = original.model

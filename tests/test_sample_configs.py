@@ -144,17 +144,17 @@ def test_forget_region_splits_each_models_fratio_into_inside_and_outside(
     import runpy
 
     path = tmp_path / "r.json"
-    other = tmp_path / "seed-5.safetensors"  # seed 5's models: --report-seed 5 reads them
-    rows = [{"title": t, "models": [str(tiny_vae), str(other)]} for t in ("BEFORE", "OURS")]
+    first = tmp_path / "seed-0.safetensors"  # the report's first seed's models, never written
+    rows = [{"title": t, "models": [str(first), str(tiny_vae)]} for t in ("BEFORE", "OURS")]
     path.write_text(json.dumps({"seeds": [0, 5], "rows": [*rows, {"title": "RETRAIN"}]}))
     script = runpy.run_path(str(CONFIGS / "forget_region.py"))
     args = [str(path), "--judge", str(tiny_judge), "--class", "8", "--samples", "400"]
-    with pytest.raises(CheckpointError, match="seed-5.safetensors: no such file"):
-        script["main"]([*args, "--report-seed", "5"])
+    with pytest.raises(CheckpointError, match="seed-0.safetensors: no such file"):
+        script["main"](args)  # without --report-seed: the first seed
     with pytest.raises(SystemExit):
-        script["main"]([*args, "--report-seed", "7"])
+        script["main"]([*args, "--report-seed", "7"])  # not in the report
     capsys.readouterr()
-    script["main"](args)  # the report's first seed
+    script["main"]([*args, "--report-seed", "5"])
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| BEFORE", "| OURS"]
     for line in lines[2:]:
