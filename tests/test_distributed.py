@@ -164,6 +164,8 @@ def test_the_command_leaves_the_process_group_together_only_after_a_clean_end(
 
     calls = []
     monkeypatch.setattr(distributed, "leave", lambda together=False: calls.append(together))
+    for name, value in (("RANK", "0"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "0")):
+        monkeypatch.setenv(name, value)  # as torchrun starts rank 0
     monkeypatch.setattr(sys, "argv", ["unlearn", *argv])
     with pytest.raises(SystemExit) as end:
         main()

@@ -5,8 +5,6 @@ Nothing here imports torch at start-up, so `unlearn --help` answers at once.
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from unlearn_cli import __version__
@@ -17,6 +15,7 @@ from unlearn_cli.cli.forget import forget
 from unlearn_cli.cli.inspect import inspect
 from unlearn_cli.cli.output import quiet_unless_main
 from unlearn_cli.cli.train import train
+from unlearn_cli.launch import launched
 
 app = typer.Typer(
     name="unlearn",
@@ -54,9 +53,8 @@ def main() -> None:
     try:
         app()
     except SystemExit as end:
-        # under torchrun, ranks that end without an error leave the process group together;
-        # the module is only loaded once a command has joined one (it imports torch)
-        group = sys.modules.get("unlearn_cli.distributed")
-        if group is not None and end.code in (0, None):
-            group.leave(together=True)
+        if launched() and end.code in (0, None):  # under torchrun, clean ends leave together
+            from unlearn_cli import distributed  # imports torch: not at start-up
+
+            distributed.leave(together=True)
         raise
