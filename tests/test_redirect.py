@@ -190,6 +190,30 @@ def test_target_and_weighting_variants_change_the_forget_and_are_recorded(settin
         assert any(not torch.equal(p, q) for p, q in decoder)
 
 
+@pytest.mark.parametrize("twice", [False, True])
+def test_refit_twice_trains_step_0_under_the_refitted_prior(setting, monkeypatch, twice):
+    import unlearn_cli.methods.redirect as redirect
+
+    ckpt, plan = setting
+    centres = []  # the retained data's mean posterior norm when step 0 starts
+    keep_training = redirect.keep_training
+
+    def spy(model, retain, *rest):
+        mu, _ = encode_all(model, retain, torch.device("cpu"))
+        centres.append(mu.mean(0).norm().item())
+        keep_training(model, retain, *rest)
+
+    monkeypatch.setattr(redirect, "keep_training", spy)
+    child = run(ckpt, plan, refit_twice=twice, retain_epochs=1.0)
+    mu, _ = encode_all(ckpt.model, plan.retain, torch.device("cpu"))
+    assert centres[0] < 1e-3 if twice else centres[0] == pytest.approx(mu.mean(0).norm().item())
+    assert mu.mean(0).norm().item() > 0.05  # the original's aggregate posterior is off-centre
+    # the last refit comes after step 0 either way: the result is centred on the retained data
+    after, _ = encode_all(child.model, plan.retain, torch.device("cpu"))
+    assert after.mean(0).norm().item() < 1e-3
+    assert child.lineage[-1]["hyperparameters"]["refit_twice"] is twice
+
+
 def test_keep_training_uses_the_checkpoints_learning_rate(setting):
     from unlearn_cli.methods import get_method
 

@@ -23,7 +23,9 @@ training data alone (no judge, no labels, so classes, attributes and samples ali
    covariance matters (`covariance="full"`): the forgotten data lies where the retained data's
    correlated dimensions leave a gap, which a per-dimension fit (`"diagonal"`, the default
    before) does not see, so under it a forgotten class can sit as near the prior's centre as
-   the retained data (README, "Full refit").
+   the retained data (README, "Full refit"). With `refit_twice` (not the default; README,
+   "Where the bar is missed") the prior is refitted before step 0 as well, so that step 0
+   trains under the refitted prior, and refitted again after it.
 2. **Redirect what is left**, one pass over D_f. Each forget sample's posterior draw z_f gets a
    target among the *interior* retained latents, those whose k nearest neighbours are all
    retained, so that the target is plainly retained content and not a look-alike of the
@@ -238,6 +240,10 @@ class Redirect:
         generator = seed_everything(cfg.seed)
         distributed.decorrelate(cfg.seed)  # under torchrun: each rank its own noise
         model = copy.deepcopy(ckpt.model).to(device)
+        if cfg.refit and cfg.refit_twice:  # step 0 then trains under the refitted prior
+            model.eval()
+            mu_r, logvar_r = encode_all(model, sample_of(retain, cfg.bank_size, generator), device)
+            refit_prior(model, mu_r, logvar_r, full=cfg.covariance == "full")
         keep_training(model, retain, len(forget), cfg, device, generator, progress)
         model.eval()
         progress.start("redirect: encoding retained and forgotten samples", 2)

@@ -100,6 +100,11 @@ class RedirectConfig(Settings):
         defaults.LR, "step size of that training", ORIGINAL_LR, positive=True
     )
     refit: bool = setting(True, "refit the prior first; false redirects in the old latent space")
+    refit_twice: bool = setting(
+        False,
+        "also refit before step 0, so that its training on D_r is under the refitted prior, "
+        "then refit again (README, \"Where the bar is missed\")",
+    )
     covariance: str = setting(
         "full",
         "the refitted prior's Gaussian: diagonal (each dimension's spread) or full (with the "
