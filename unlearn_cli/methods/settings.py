@@ -103,7 +103,7 @@ class RedirectConfig(Settings):
     refit_twice: bool = setting(
         False,
         "also refit before step 0, so that its training on D_r is under the refitted prior, "
-        "then refit again (README, \"Where the bar is missed\")",
+        'then refit again (README, "Where the bar is missed")',
     )
     covariance: str = setting(
         "full",
