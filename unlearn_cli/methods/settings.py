@@ -102,8 +102,8 @@ class RedirectConfig(Settings):
     refit: bool = setting(True, "refit the prior first; false redirects in the old latent space")
     refit_twice: bool = setting(
         False,
-        "also refit before step 0, so that its training on D_r is under the refitted prior, "
-        'then refit again (README, "Where the bar is missed")',
+        "with refit: also refit before step 0, so that its training on D_r is under the "
+        'refitted prior, then refit again (README, "Where the bar is missed")',
     )
     covariance: str = setting(
         "full",
