@@ -262,6 +262,7 @@ def test_same_seed_same_weights_and_recorded_settings(setting):
         ({"targets": "nearest"}, "use latent, pixel or local"),
         ({"local_k": 0}, "local_k must be at least 1"),
         ({"weighting": "more"}, "use share, equal or prior"),
+        ({"refit": False, "refit_twice": True}, "refit_twice needs refit"),
     ],
 )
 def test_bad_settings_are_usage_errors(setting, options, message):

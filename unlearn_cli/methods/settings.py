@@ -135,12 +135,14 @@ class RedirectConfig(Settings):
 
     def validate(self) -> None:
         super().validate()
-        if self.bank_size <= self.interior_k:
-            from unlearn_cli.errors import UsageError
+        from unlearn_cli.errors import UsageError
 
+        if self.bank_size <= self.interior_k:
             raise UsageError(
                 f"must exceed interior_k ({self.interior_k}), got {self.bank_size}", "bank_size"
             )
+        if self.refit_twice and not self.refit:
+            raise UsageError("needs refit: drop it, or keep refit on", "refit_twice")
 
 
 @dataclass
