@@ -1,4 +1,5 @@
-"""The bar of "Forgetting like retraining", checked on `unlearn compare --json` reports.
+"""The bar of "Forgetting like retraining" (the one `unlearn evaluate --like-reference` checks),
+on `unlearn compare --json` reports.
 
     python sample_configs/bar_table.py runs/reports/*.json > bar.md
 
@@ -15,15 +16,20 @@ from __future__ import annotations
 import json
 import sys
 
+from unlearn_cli.workflows.gates import LIKE_REFERENCE
+
+BAR = {bar.key: bar for bar in LIKE_REFERENCE}  # the bar of `unlearn evaluate --like-reference`
+
 # column: (metric key, how a seed's value v passes against retrain's r)
 CHECKS = {
-    "fratio": ("privacy.fratio", lambda v, r: v <= r + 0.02),
-    "precision": ("utility.precision", lambda v, r: v >= 0.9 * r),
+    "fratio": ("privacy.fratio", BAR["fratio"].passes),
+    "precision": ("utility.precision", BAR["precision"].passes),
     "pixel precision": ("utility.pixel_precision", None),  # reported, no bar
-    "FID": ("utility.fid", lambda v, r: v <= 1.2 * r),
+    "FID": ("utility.fid", BAR["fid"].passes),
     "FID vs RETRAIN": ("utility.fid_reference", None),  # reported, no bar
-    "retain -ELBO": ("utility.retain_elbo", lambda v, r: v <= 1.1 * r),
-    "time % retrain": ("cost.percent_of_retrain", lambda v, r: v <= 10),
+    "retain -ELBO": ("utility.retain_elbo", BAR["retain_elbo"].passes),
+    # a report's time is already a percentage of retraining's, whose own is 100
+    "time % retrain": ("cost.percent_of_retrain", lambda v, r: BAR["seconds"].passes(v, 100.0)),
 }
 
 

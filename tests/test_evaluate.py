@@ -14,7 +14,7 @@ from conftest import parse_json
 from unlearn_cli.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from unlearn_cli.errors import EXIT_GATE, EXIT_USAGE, UsageError
 from unlearn_cli.workflows.evaluate import evaluate
-from unlearn_cli.workflows.gates import GATES, JUDGED, gates
+from unlearn_cli.workflows.gates import GATES, JUDGED, gates, like_reference, reference_failures
 from unlearn_cli.workflows.targets import parse_target
 
 SAMPLES = "200"
@@ -302,6 +302,52 @@ def test_gates_that_need_a_judge():
     assert all(("judge" in gate.needs) == gate.judged for gate in GATES.values())
 
 
+def bar_result(**model) -> dict:
+    """An evaluation of a model against a scored reference, with the model's values overridden."""
+    values = {"fratio": 0.13, "precision": 0.6, "fid": 5.0, "retain_elbo": 98.0, "seconds": 3.0}
+    values.update(model)
+    return {
+        "privacy": {"fratio": values["fratio"]},
+        "utility": {k: values[k] for k in ("precision", "fid", "retain_elbo")},
+        "cost": {"seconds": values["seconds"]},
+        "reference": {
+            "fratio": 0.12, "precision": 0.62, "fid": 4.5, "retain_elbo": 97.0, "seconds": 100.0
+        },
+    }  # fmt: skip
+
+
+def test_like_reference_holds_the_model_to_the_bar():
+    result = bar_result()  # every value inside the bar
+    result["like_reference"] = like_reference(result)
+    assert [c["metric"] for c in result["like_reference"]] == [
+        "fratio", "precision", "fid", "retain_elbo", "seconds"
+    ]  # fmt: skip
+    assert all(c["passed"] for c in result["like_reference"])
+    assert reference_failures(result) == []
+    fratio, precision, fid, elbo, seconds = (c["limit"] for c in result["like_reference"])
+    assert fratio == pytest.approx(0.14) and precision == pytest.approx(0.558)
+    assert fid == pytest.approx(5.4) and elbo == pytest.approx(106.7) and seconds == 10.0
+
+    result = bar_result(fratio=0.15, precision=0.55, fid=5.5, retain_elbo=107.0, seconds=11.0)
+    result["like_reference"] = like_reference(result)
+    assert not any(c["passed"] for c in result["like_reference"])
+    assert reference_failures(result) == [
+        "fratio 0.15 is over 0.14 (the reference's 0.12 + 0.02)",
+        "precision 0.55 is under 0.558 (0.9 x the reference's 0.62)",
+        "FID 5.5 is over 5.4 (1.2 x the reference's 4.5)",
+        "retain -ELBO 107 is over 106.7 (1.1 x the reference's 97)",
+        "time (s) 11 is over 10 (10% of the reference's training, 100)",
+    ]
+
+
+def test_like_reference_fails_what_was_not_measured():
+    result = bar_result(precision=None)  # too few samples for a k-NN ball
+    result["like_reference"] = like_reference(result)
+    check = result["like_reference"][1]
+    assert check["passed"] is None and check["limit"] is None
+    assert reference_failures(result) == ["precision was not measured for both models"]
+
+
 # The command
 
 
@@ -352,6 +398,39 @@ def test_failed_gates_exit_3_after_printing(cli, tiny_vae, tiny_judge):
 def test_passing_gates_exit_0(cli, tiny_vae, tiny_judge):
     gated = ("--max-fratio", "1", "--min-is", "1", "--max-fid", "1e9")
     parse_json(run(cli, tiny_vae, "--target", "class:1", "--json", *gated, judge=tiny_judge))
+
+
+def test_a_reference_is_scored_beside_the_model(cli, tiny_vae, tiny_judge):
+    """The model as its own reference: every score matches, so only the time check (its
+    training is not 10% of itself) fails the gate."""
+    flags = ("--target", "class:1", "--reference", tiny_vae, "--like-reference", "--json")
+    r = run(cli, tiny_vae, *flags, judge=tiny_judge)
+    assert r.exit_code == EXIT_GATE
+    data = json.loads(r.stdout)
+    ref = data["reference"]
+    assert ref["path"] == str(tiny_vae) and ref["operation"] == "train"
+    assert ref["fratio"] == data["privacy"]["fratio"] and ref["fid"] == data["utility"]["fid"]
+    for key in ("is", "precision", "recall", "retain_elbo", "forget_elbo"):
+        assert ref[key] == data["utility"][key], key
+    passed = {c["metric"]: c["passed"] for c in data["like_reference"]}
+    assert passed == {
+        "fratio": True, "precision": True, "fid": True, "retain_elbo": True, "seconds": False
+    }  # fmt: skip
+    failed = [line for line in stderr_lines(r) if line.startswith("gate failed:")]
+    assert len(failed) == 1 and "--like-reference: time (s)" in failed[0]
+    table = run(cli, tiny_vae, "--target", "class:1", "--reference", tiny_vae, judge=tiny_judge)
+    assert table.exit_code == 0, table.stderr  # without the gate, the verdict is only shown
+    flat = " ".join(table.stdout.split())
+    assert "reference" in flat and "misses --like-reference: time (s)" in flat
+
+
+def test_like_reference_needs_a_judge_and_a_reference(cli, tiny_vae, tiny_judge):
+    for flags in (("--reference", tiny_vae), ()):
+        r = run(cli, tiny_vae, "--target", "class:1", "--like-reference", *flags)
+        assert r.exit_code == EXIT_USAGE and len(stderr_lines(r)) == 1
+        assert "--judge" in r.stderr and "--reference" in r.stderr
+    r = run(cli, tiny_vae, "--target", "class:1", "--like-reference", judge=tiny_judge)
+    assert r.exit_code == EXIT_USAGE and "--reference" in r.stderr
 
 
 def test_gate_on_an_unmeasured_metric_fails(cli, tiny_vae):

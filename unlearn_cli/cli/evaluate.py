@@ -39,9 +39,9 @@ TargetOpt = Annotated[
 ReferenceOpt = Annotated[
     Path | None,
     _option(
-        "The VAE retrained without the forgotten samples (`unlearn train --exclude`): FID "
-        "between its samples and the model's (with --judge), and its membership-inference AUC "
-        "beside the model's."
+        "The VAE retrained without the forgotten samples (`unlearn train --exclude`): scored "
+        "beside the model on the same samples and sets, with the FID between its samples and "
+        "the model's (with --judge)."
     ),
 ]
 ManifestOpt = Annotated[
@@ -92,6 +92,14 @@ MinPixelPrecisionOpt = Annotated[
     float | None,
     _option("Gate: exit 3 when pixel precision (needs no judge) is below this."),
 ]
+LikeReferenceOpt = Annotated[
+    bool,
+    _option(
+        "Gate: exit 3 unless the model forgot like --reference: fratio at most its + 0.02, "
+        "precision at least 0.9 x its, FID at most 1.2 x its, retain -ELBO at most 1.1 x its, "
+        "time at most 10% of its training time. Needs --judge and --reference."
+    ),
+]
 
 
 def _judge_hint(spec) -> str:
@@ -106,9 +114,11 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def _rows(result: dict) -> list[tuple[str, str, float | None, str]]:
-    """(group, metric, value, note) rows, grouped like the paper's Table 1."""
+def _rows(result: dict) -> list[tuple[str, str, float | None, float | None, str]]:
+    """(group, metric, value, the reference's value, note) rows, grouped like the paper's
+    Table 1."""
     privacy, utility, cost = result["privacy"], result["utility"], result["cost"]
+    ref = result.get("reference") or {}
     needs_judge = "needs --judge" if result["judge"] is None else ""
     fratio_note = needs_judge or "needs a class or attribute target"
     if result["target"] == "samples":
@@ -116,9 +126,7 @@ def _rows(result: dict) -> list[tuple[str, str, float | None, str]]:
     if privacy["fratio"] is not None:
         fratio_note = f"share of {result['samples']} samples judged {result['target']}"
     mia_note = "no individual samples were forgotten"
-    if privacy["mia_auc_reference"] is not None:
-        mia_note = f"retrained reference: {privacy['mia_auc_reference']:.4g}"
-    elif privacy["mia_auc"] is not None:
+    if privacy["mia_auc"] is not None:
         mia_note = "forgotten training samples vs held-out ones"
     fid_ref_note = needs_judge or "needs --reference"
     if utility["fid_reference"] is not None:
@@ -127,26 +135,93 @@ def _rows(result: dict) -> list[tuple[str, str, float | None, str]]:
     if utility["forget_elbo"] is not None:
         forget_note = "forgotten training samples; rises toward the retrained model's"
     return [
-        ("PRIVACY", "fratio (lower is better)", privacy["fratio"], fratio_note),
-        ("", "MIA AUC (0.5 is ideal)", privacy["mia_auc"], mia_note),
-        ("", "MIA TPR at 1% FPR", privacy["mia_tpr_at_1fpr"], "0.01 is chance"),
+        ("PRIVACY", "fratio (lower is better)", privacy["fratio"], ref.get("fratio"), fratio_note),
+        ("", "MIA AUC (0.5 is ideal)", privacy["mia_auc"], privacy["mia_auc_reference"], mia_note),
+        (
+            "",
+            "MIA TPR at 1% FPR",
+            privacy["mia_tpr_at_1fpr"],
+            privacy["mia_tpr_at_1fpr_reference"],
+            "0.01 is chance",
+        ),
         (
             "",
             "calibrated MIA AUC",
             privacy["mia_calibrated_auc"],
+            privacy["mia_calibrated_auc_reference"],
             "needs --shadow" if privacy["mia_auc"] is not None else mia_note,
         ),
-        ("", "calibrated TPR at 1% FPR", privacy["mia_calibrated_tpr_at_1fpr"], ""),
-        ("UTILITY", "IS (higher is better)", utility["is"], needs_judge or "judge's classes"),
-        ("", "FID (lower is better)", utility["fid"], needs_judge or "vs held-out retain images"),
-        ("", "precision", utility["precision"], needs_judge or "samples that look like real data"),
-        ("", "pixel precision", utility["pixel_precision"], "the same in pixel space, no judge"),
-        ("", "pixel recall", utility["pixel_recall"], "real data the samples cover, pixels"),
-        ("", "recall", utility["recall"], needs_judge or "real data the samples cover"),
-        ("", "FID vs reference", utility["fid_reference"], fid_ref_note),
-        ("", "-ELBO retain, nats", utility["retain_elbo"], "held-out images outside the target"),
-        ("", "-ELBO forget, nats", utility["forget_elbo"], forget_note),
-        ("COST", "time, s", cost["seconds"], f"{cost['operation']} on {cost['device']}"),
+        (
+            "",
+            "calibrated TPR at 1% FPR",
+            privacy["mia_calibrated_tpr_at_1fpr"],
+            privacy["mia_calibrated_tpr_at_1fpr_reference"],
+            "",
+        ),
+        (
+            "UTILITY",
+            "IS (higher is better)",
+            utility["is"],
+            ref.get("is"),
+            needs_judge or "judge's classes",
+        ),
+        (
+            "",
+            "FID (lower is better)",
+            utility["fid"],
+            ref.get("fid"),
+            needs_judge or "vs held-out retain images",
+        ),
+        (
+            "",
+            "precision",
+            utility["precision"],
+            ref.get("precision"),
+            needs_judge or "samples that look like real data",
+        ),
+        (
+            "",
+            "pixel precision",
+            utility["pixel_precision"],
+            None,
+            "the same in pixel space, no judge",
+        ),
+        (
+            "",
+            "pixel recall",
+            utility["pixel_recall"],
+            None,
+            "real data the samples cover, pixels",
+        ),
+        (
+            "",
+            "recall",
+            utility["recall"],
+            ref.get("recall"),
+            needs_judge or "real data the samples cover",
+        ),
+        ("", "FID vs reference", utility["fid_reference"], None, fid_ref_note),
+        (
+            "",
+            "-ELBO retain, nats",
+            utility["retain_elbo"],
+            ref.get("retain_elbo"),
+            "held-out images outside the target",
+        ),
+        (
+            "",
+            "-ELBO forget, nats",
+            utility["forget_elbo"],
+            ref.get("forget_elbo"),
+            forget_note,
+        ),
+        (
+            "COST",
+            "time, s",
+            cost["seconds"],
+            ref.get("seconds"),
+            f"{cost['operation']} on {cost['device']}",
+        ),
     ]
 
 
@@ -154,19 +229,40 @@ def _table(result: dict):
     from rich.table import Table
 
     table = Table(title=f"evaluate {result['model']}", title_justify="left")
-    for name, style in (("", "bold"), ("metric", None), ("value", None), ("", "dim")):
-        table.add_column(name, style=style, justify="right" if name == "value" else "left")
-    for group, metric, value, note in _rows(result):
+    scored = result.get("reference") is not None
+    columns = [("", "bold"), ("metric", None), ("value", None)]
+    if scored:
+        columns.append(("reference", None))
+    for name, style in (*columns, ("", "dim")):
+        right = name in ("value", "reference")
+        table.add_column(name, style=style, justify="right" if right else "left")
+    for group, metric, value, ref_value, note in _rows(result):
         if group and table.row_count:
             table.add_section()
-        table.add_row(group, metric, _fmt(value), note)
+        cells = (_fmt(value), _fmt(ref_value)) if scored else (_fmt(value),)
+        table.add_row(group, metric, *cells, note)
+    captions = []
     judge = result["judge"]
     if judge is not None:
         acc = judge["test_accuracy"]
         shown = "unknown" if acc is None else f"{acc:.2%}"
-        table.caption = f"judge {judge['path']}: held-out accuracy {shown}; seed {result['seed']}"
+        captions.append(f"judge {judge['path']}: held-out accuracy {shown}; seed {result['seed']}")
+    if scored:
+        captions.append(f"reference {result['reference']['path']}: {_verdict(result)}")
+    if captions:
+        table.caption = "\n".join(captions)
         table.caption_justify = "left"
     return table
+
+
+def _verdict(result: dict) -> str:
+    """The bar against the reference in one line: which checks fail, or that all pass."""
+    from unlearn_cli.workflows.gates import reference_failures
+
+    failed = reference_failures(result)
+    if not failed:
+        return "forgot like it (every check of --like-reference passes)"
+    return "misses --like-reference: " + "; ".join(failed)
 
 
 @handle_errors
@@ -190,18 +286,18 @@ def evaluate(
     min_is: MinIsOpt = None,
     min_precision: MinPrecisionOpt = None,
     min_pixel_precision: MinPixelPrecisionOpt = None,
+    like_reference: LikeReferenceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Score a generator: privacy, utility and cost, grouped as in the paper's Table 1.
 
     Gates (--max-fratio, --max-fid, --max-mia-auc, --min-is, --min-precision,
-    --min-pixel-precision) exit 3 after the
-    results print.
+    --min-pixel-precision, --like-reference) exit 3 after the results print.
 
     A gate whose metric was not measured fails. Exit codes: 0 ok, 1 bug, 2 bad input, 3 gate.
     """
     from unlearn_cli.errors import EXIT_GATE, UsageError
-    from unlearn_cli.workflows.gates import JUDGED, gates
+    from unlearn_cli.workflows.gates import JUDGED, gates, reference_failures
 
     limits = {
         "max_fratio": max_fratio,
@@ -217,6 +313,11 @@ def evaluate(
     if needs_judge and judge is None:
         raise UsageError(
             f"{flag_of(needs_judge[0])} gates on a metric that needs --judge JUDGE.safetensors"
+        )
+    if like_reference and (judge is None or reference is None):
+        raise UsageError(
+            "--like-reference compares the model with a retrained one: give --judge "
+            "JUDGE.safetensors and --reference RETRAINED.safetensors"
         )
 
     from unlearn_cli.cli.progress import RichProgress
@@ -256,6 +357,7 @@ def evaluate(
         reference=ref_ckpt,
         requests=requests,
         shadows=shadows,
+        score_reference=ref_ckpt is not None,
     )
     # after the checks inside evaluate(), so that a bad input stays a one-line error
     if judge_ckpt is None:
@@ -273,8 +375,10 @@ def evaluate(
         print_json(result)
     else:
         out.print(_table(result))
-    failed = gates(result, limits)
-    for gate, message in failed:
-        err.print(f"gate failed: {flag_of(gate)} {message}", markup=False, highlight=False)
+    failed = [f"{flag_of(gate)} {message}" for gate, message in gates(result, limits)]
+    if like_reference:
+        failed += [f"--like-reference: {message}" for message in reference_failures(result)]
+    for message in failed:
+        err.print(f"gate failed: {message}", markup=False, highlight=False)
     if failed:
         raise typer.Exit(EXIT_GATE)

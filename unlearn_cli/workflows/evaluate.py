@@ -25,6 +25,7 @@ from unlearn_cli.metrics import (
 from unlearn_cli.metrics.fidelity import DEFAULT_K, pixel_features
 from unlearn_cli.metrics.privacy import calibrated_scores, tpr_at_fpr
 from unlearn_cli.workflows.cost import cost
+from unlearn_cli.workflows.gates import like_reference
 from unlearn_cli.workflows.image_sets import DataImages, EvalSets, Generated, eval_sets, subset
 from unlearn_cli.workflows.judges import check_judge, judge_classes
 from unlearn_cli.workflows.reference import check_reference, warn_if_not_retrained
@@ -53,6 +54,7 @@ def evaluate(
     reference: Checkpoint | None = None,
     requests: list[Request] | None = None,
     shadows: list[Checkpoint] | None = None,
+    score_reference: bool = False,
 ) -> dict:
     """Privacy, utility and cost of the generator in `vae`, as a JSON-ready dict.
 
@@ -74,6 +76,11 @@ def evaluate(
     (VAEs of the same kind trained on data that holds neither the forgotten samples nor the test
     split) add the calibrated attack, whose score is how much better the model explains a
     sample than the shadows do (`metrics.privacy.calibrated_scores`).
+
+    With `score_reference`, the reference is scored too, on the same sets and samples (its
+    fratio, IS, FID, precision, recall, retain -ELBO and cost under `reference`), and
+    `like_reference` holds the bar of "forgetting like retraining" (`gates.LIKE_REFERENCE`),
+    checked against it. `unlearn compare` leaves it off: its RETRAIN row is scored once.
     """
     progress = progress or NullProgress()
     device = torch.device(device)
@@ -102,22 +109,24 @@ def evaluate(
     progress.start("evaluate", total=3)
     sets = eval_sets(vae.dataset, tgt, sample_requests, root, seed)
     progress.advance(1, "data")
-    privacy, elbos = _elbo_metrics(
-        vae, reference, sets, tgt, seed, batch_size, device, progress, shadows
+    scored = reference if score_reference else None
+    privacy, elbos, ref_elbos = _elbo_metrics(
+        vae, reference, sets, tgt, seed, batch_size, device, progress, shadows, scored
     )
     progress.advance(1, "elbo")
     # one pass over the samples and the real images serves the judge and the pixel metrics
     fakes = PixelTap(Generated(vae.model.to(device).eval(), samples, seed, batch_size, device))
     real = PixelTap(DataImages(subset(sets.test, sets.retain_mask), batch_size, device))
     utility = dict.fromkeys(("fratio", "is", "fid", "precision", "recall", "fid_reference"))
+    ref_judged = dict.fromkeys(("fratio", "is", "fid", "precision", "recall"))
     if judge is not None:
-        utility = _judge_metrics(
-            fakes, real, judge, reference, tgt, samples, seed, batch_size, device
+        utility, ref_judged = _judge_metrics(
+            fakes, real, judge, reference, tgt, samples, seed, batch_size, device, scored
         )
     pixel_precision, pixel_recall = _pixel_metrics(fakes, real)
     progress.advance(1, "judge")
     progress.done()
-    return {
+    result = {
         "model": str(vae.path),
         "dataset": vae.dataset.describe(),
         "target": str(tgt) if tgt is not None else None,
@@ -135,6 +144,15 @@ def evaluate(
         if judge is None
         else {"path": str(judge.path), "test_accuracy": judge.metrics.get("test_accuracy")},
     }
+    if scored is not None:
+        result["reference"] = {
+            "path": str(scored.path),
+            **ref_judged,
+            **ref_elbos,
+            **cost(scored),
+        }
+        result["like_reference"] = like_reference(result)
+    return result
 
 
 class PixelTap:
@@ -177,8 +195,10 @@ def _elbo_metrics(
     device: torch.device,
     progress: Progress,
     shadows: list[Checkpoint] | None = None,
-) -> tuple[dict, dict]:
-    """(MIA_KEYS, {retain_elbo, forget_elbo}) from negative ELBOs."""
+    scored: Checkpoint | None = None,
+) -> tuple[dict, dict, dict]:
+    """(MIA_KEYS, {retain_elbo, forget_elbo}, the same two of `scored` or None each) from
+    negative ELBOs."""
 
     def nelbo(model: torch.nn.Module, data) -> torch.Tensor:
         return negative_elbo(
@@ -186,14 +206,19 @@ def _elbo_metrics(
         )
 
     on_test = nelbo(vae.model, sets.test)  # serves the retain ELBO and the MIA non-members
+    ref_on_test = None  # the same for the reference, when something needs it
+    if reference is not None and (scored is not None or sets.members is not None):
+        ref_on_test = nelbo(reference.model, sets.test)
     on_members = nelbo(vae.model, sets.members) if sets.members is not None else None
-    forget_elbo = None
+    forget_elbo = ref_forget_elbo = None
     if sets.forget is not None and len(sets.forget):
         if on_members is not None and sets.forget is sets.members:
             on_forget = on_members
         else:
             on_forget = nelbo(vae.model, sets.forget)
         forget_elbo = on_forget.mean().item()
+        if scored is not None:
+            ref_forget_elbo = nelbo(scored.model, sets.forget).mean().item()
     privacy = dict.fromkeys(MIA_KEYS)
     if sets.members is not None and on_members is not None:
         assert sets.nonmember_mask is not None  # eval_sets sets both
@@ -206,14 +231,17 @@ def _elbo_metrics(
             warn_if_not_retrained(reference, sets, progress)
             ref = _attacks(
                 nelbo(reference.model, sets.members),
-                nelbo(reference.model, sets.test)[mask],
+                ref_on_test[mask],
                 shadow,
                 mask,
                 weights,
             )
             privacy.update({f"{k}_reference": v for k, v in ref.items()})
     elbos = {"retain_elbo": on_test[sets.retain_mask].mean().item(), "forget_elbo": forget_elbo}
-    return privacy, elbos
+    ref_elbos = {"retain_elbo": None, "forget_elbo": ref_forget_elbo}
+    if scored is not None and ref_on_test is not None:
+        ref_elbos["retain_elbo"] = ref_on_test[sets.retain_mask].mean().item()
+    return privacy, elbos, ref_elbos
 
 
 # membership inference: the plain ELBO attack and, with shadow models, the calibrated one; each
@@ -250,29 +278,39 @@ def _judge_metrics(
     seed: int,
     batch_size: int,
     device: torch.device,
-) -> dict:
+    scored: Checkpoint | None = None,
+) -> tuple[dict, dict]:
     """fratio and IS of the generated images `fakes`; FID, precision and recall against the
-    held-out retain images `real`; FID against the same number of the reference's samples."""
+    held-out retain images `real`; FID against the same number of the reference's samples.
+    Second, the same five of the reference's samples when it is `scored` (else None each)."""
     model = judge.model.to(device).eval()
-    logits, features = judge_outputs(model, fakes, batch_size)  # one pass over the samples
-    fr = None
+    indices = None
     if tgt is not None and tgt.kind in ("class", "attribute"):
         classes = judge_classes(judge.dataset)
         indices = [classes.index(c) for c in tgt.values] if tgt.kind == "class" else [1]
-        fr = fratio_of_logits(logits, indices)
     _, real_features = judge_outputs(model, real, batch_size)
-    precision = recall = None
-    if min(len(features), len(real_features)) > DEFAULT_K:  # a k-NN ball needs k neighbours
-        precision, recall = precision_recall(features, real_features)
+
+    def judged(images) -> tuple[dict, torch.Tensor]:
+        logits, features = judge_outputs(model, images, batch_size)  # one pass over them
+        precision = recall = None
+        if min(len(features), len(real_features)) > DEFAULT_K:  # a k-NN ball needs k of them
+            precision, recall = precision_recall(features, real_features)
+        return {
+            "fratio": None if indices is None else fratio_of_logits(logits, indices),
+            "is": inception_score_of_logits(logits),
+            "fid": fid_of_features(features, real_features),
+            "precision": precision,
+            "recall": recall,
+        }, features
+
+    scores, features = judged(fakes)
+    ref_scores = dict.fromkeys(scores)
     fid_reference = None
     if reference is not None:
         ref_fakes = Generated(reference.model.to(device).eval(), samples, seed, batch_size, device)
-        fid_reference = fid_of_features(features, judge_outputs(model, ref_fakes, batch_size)[1])
-    return {
-        "fratio": fr,
-        "is": inception_score_of_logits(logits),
-        "fid": fid_of_features(features, real_features),
-        "precision": precision,
-        "recall": recall,
-        "fid_reference": fid_reference,
-    }
+        if scored is not None:
+            ref_scores, ref_features = judged(ref_fakes)
+        else:
+            ref_features = judge_outputs(model, ref_fakes, batch_size)[1]
+        fid_reference = fid_of_features(features, ref_features)
+    return {**scores, "fid_reference": fid_reference}, ref_scores

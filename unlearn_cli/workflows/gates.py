@@ -46,3 +46,71 @@ def gates(result: dict, limits: dict[str, float | None]) -> list[tuple[str, str]
         elif value < limit if g.is_min else value > limit:
             failed.append((gate, f"{limit:g}: {g.label} is {value:.4g}"))
     return failed
+
+
+class Bar(NamedTuple):
+    """One check of "forgetting like retraining": the model's metric against the limit
+    `scale` x the reference's + `offset` (a lower bound when `is_min`)."""
+
+    group: str  # the model's group in an evaluation; the reference's value sits in `reference`
+    key: str
+    label: str
+    scale: float
+    offset: float
+    is_min: bool
+    rule: str  # the limit in words, {} the reference's value
+
+    def limit(self, reference: float) -> float:
+        return self.scale * reference + self.offset
+
+    def passes(self, value: float, reference: float) -> bool:
+        limit = self.limit(reference)
+        return value >= limit if self.is_min else value <= limit
+
+
+# the bar of issue 8 (README, "The bar, on every target"), against the retrained reference
+LIKE_REFERENCE = (
+    Bar("privacy", "fratio", "fratio", 1.0, 0.02, False, "the reference's {} + 0.02"),
+    Bar("utility", "precision", "precision", 0.9, 0.0, True, "0.9 x the reference's {}"),
+    Bar("utility", "fid", "FID", 1.2, 0.0, False, "1.2 x the reference's {}"),
+    Bar("utility", "retain_elbo", "retain -ELBO", 1.1, 0.0, False, "1.1 x the reference's {}"),
+    Bar("cost", "seconds", "time (s)", 0.1, 0.0, False, "10% of the reference's training, {}"),
+)
+
+
+def like_reference(result: dict) -> list[dict]:
+    """Each check of LIKE_REFERENCE on an evaluation whose reference was scored: the metric,
+    the model's value, the reference's, the limit and whether it passed (None: one of the two
+    was not measured)."""
+    checks = []
+    for bar in LIKE_REFERENCE:
+        value, ref = result[bar.group][bar.key], result["reference"][bar.key]
+        limit = passed = None
+        if value is not None and ref is not None:
+            limit, passed = bar.limit(ref), bar.passes(value, ref)
+        checks.append(
+            {
+                "metric": bar.key,
+                "value": value,
+                "reference": ref,
+                "limit": limit,
+                "passed": passed,
+            }
+        )
+    return checks
+
+
+def reference_failures(result: dict) -> list[str]:
+    """What fails the bar against the reference, one line each; a check that could not be
+    made fails too."""
+    failed = []
+    for bar, check in zip(LIKE_REFERENCE, result["like_reference"]):
+        if check["passed"] is None:
+            failed.append(f"{bar.label} was not measured for both models")
+        elif not check["passed"]:
+            side = "under" if bar.is_min else "over"
+            rule = bar.rule.format(f"{check['reference']:.4g}")
+            failed.append(
+                f"{bar.label} {check['value']:.4g} is {side} {check['limit']:.4g} ({rule})"
+            )
+    return failed
