@@ -73,6 +73,58 @@ def test_every_row_and_column_is_reported(first_run):
     assert bold and not {"BEFORE", "RETRAIN"} & set(bold)
 
 
+def test_only_unlearning_rows_can_miss_the_bar(first_run):
+    report, _ = first_run
+    for row in report["rows"]:
+        flags = [c["miss"] for c in row["cells"].values() if c is not None]
+        assert flags and all(isinstance(f, bool) for f in flags)
+        if row["label"] in ("BEFORE", "RETRAIN"):
+            assert not any(flags), row["title"]
+
+
+def bar_row(label: str, *seeds: tuple) -> dict:
+    """A summarised row from (fratio, FID, seconds, percent of retraining) per seed."""
+    from unlearn_cli.workflows.tables import summarise
+
+    results = [
+        {
+            "model": label,
+            "privacy": {"fratio": fratio},
+            "utility": {"fid": fid},
+            "cost": {"seconds": seconds, "percent_of_retrain": percent},
+        }
+        for fratio, fid, seconds, percent in seeds
+    ]
+    return summarise(label, label, results)
+
+
+def test_a_seed_that_misses_the_bar_marks_its_cell():
+    from unlearn_cli.cli.compare import markdown
+    from unlearn_cli.workflows.tables import mark_misses
+
+    before = bar_row("BEFORE", (0.5, 9.0, 100.0, None), (0.5, 9.0, 200.0, None))
+    retrain = bar_row("RETRAIN", (0.10, 5.0, 100.0, None), (0.12, 5.0, 200.0, None))
+    # seed 1 misses fratio (0.15 over 0.12 + 0.02) and FID (6.1 over 1.2 x 5); time passes
+    ours = bar_row("ours", (0.11, 5.9, 9.0, 9.0), (0.15, 6.1, 15.0, 7.5))
+    slow = bar_row("slow", (0.10, 5.0, 11.0, 11.0), (0.12, 5.0, 20.0, 10.0))
+    rows = [before, ours, slow, retrain]
+    mark_misses(rows)
+    missed = {
+        r["label"]: sorted(k for k, c in r["cells"].items() if c is not None and c["miss"])
+        for r in rows
+    }
+    assert missed == {
+        "BEFORE": [],
+        "ours": ["privacy.fratio", "utility.fid"],
+        "slow": ["cost.percent_of_retrain", "cost.seconds"],
+        "RETRAIN": [],
+    }
+    text = markdown({"rows": rows})
+    line = next(ln for ln in text.splitlines() if ln.startswith("| ours |"))
+    assert "| 0.130 (0.028) ✗ | 6.000 (0.141) ✗ | 12.00 (4.24) | 8.2 (1.1) |" in line
+    assert text.rstrip().endswith("--like-reference` against its RETRAIN")
+
+
 def test_table_shows_every_row(experiment, first_run, cli):
     result = cli("compare", experiment)
     assert result.exit_code == 0, result.stderr

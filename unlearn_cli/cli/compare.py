@@ -38,6 +38,13 @@ GROUPS = {"privacy": "PRIVACY", "utility": "UTILITY", "cost": "COST"}
 ARROWS = {-1: " ↓", 1: " ↑", 0: "", "retrain": " ≈R"}  # ≈R: closest to RETRAIN's is best
 
 
+MISS = "a seed misses the bar of `unlearn evaluate --like-reference` against its RETRAIN"
+
+
+def missed(report: dict) -> bool:
+    return any(c and c.get("miss") for r in report["rows"] for c in r["cells"].values())
+
+
 def cell_text(cell: dict | None, dotted: str) -> str:
     if cell is None:
         return "-"
@@ -45,7 +52,7 @@ def cell_text(cell: dict | None, dotted: str) -> str:
     text = f"{cell['mean']:.{digits}f}"
     if len(cell["values"]) > 1:
         text += f" ({cell['std']:.{digits}f})"
-    return text
+    return f"{text} ✗" if cell.get("miss") else text  # reports before misses have no key
 
 
 def used_columns(report: dict) -> list[tuple]:
@@ -60,7 +67,7 @@ def rich_table(report: dict) -> Table:
         title=f"{title}: {report.get('dataset') or ''} forget {report['target'] or ''}",
         title_justify="left",
         caption="mean (std) over seeds; bold: best unlearning method per column (≈R: closest "
-        "to RETRAIN's); RETRAIN is the reference",
+        "to RETRAIN's); RETRAIN is the reference" + (f"; ✗: {MISS}" if missed(report) else ""),
         caption_justify="left",
     )
     table.add_column("", no_wrap=True)
@@ -94,6 +101,8 @@ def markdown(report: dict) -> str:
             text = cell_text(cell, dotted)
             cells.append(f"**{text}**" if cell and cell["best"] else text)
         lines.append("| " + " | ".join([row["title"], *cells]) + " |")
+    if missed(report):
+        lines += ["", f"✗: {MISS}"]
     return "\n".join(lines) + "\n"
 
 

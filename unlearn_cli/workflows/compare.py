@@ -15,7 +15,7 @@ from unlearn_cli.engine.checkpoint import Checkpoint, load_checkpoint
 from unlearn_cli.engine.progress import NullProgress, Progress
 from unlearn_cli.workflows.experiment import Experiment, MethodRun
 from unlearn_cli.workflows.runner import Runner, slug
-from unlearn_cli.workflows.tables import mark_best, summarise
+from unlearn_cli.workflows.tables import mark_best, mark_misses, summarise
 from unlearn_cli.workflows.targets import Target, default_target
 
 
@@ -81,6 +81,7 @@ def run_experiment(exp: Experiment, device: torch.device, progress: Progress | N
     order = ["BEFORE", *(m.label for m in exp.methods), "RETRAIN"]
     rows.sort(key=lambda r: order.index(r["label"]))
     mark_best(rows)
+    mark_misses(rows)
     return {
         "experiment": exp.name,
         "dataset": exp.dataset.describe(),
@@ -118,6 +119,7 @@ def tabulate_checkpoints(
         title = "+".join(methods) if methods else ("retrain" if ckpt.dataset.exclude else "before")
         rows.append(summarise(path.name, f"{path.name} ({title})", [result]))
     mark_best(rows)
+    mark_misses(rows)
     return {
         "experiment": None,
         "target": None if target is None else str(target),

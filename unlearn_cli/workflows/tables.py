@@ -47,7 +47,9 @@ def summarise(label: str, title: str, results: list[dict]) -> dict:
             if len(values) > 1
             else 0.0
         )
-        cells[dotted] = {"mean": mean, "std": std, "values": values, "best": False}
+        cells[dotted] = {
+            "mean": mean, "std": std, "values": values, "best": False, "miss": False
+        }  # fmt: skip
     return {"label": label, "title": title, "cells": cells, "models": [r["model"] for r in results]}
 
 
@@ -69,3 +71,26 @@ def mark_best(rows: list[dict]) -> None:
         best = max(score.values())
         for r in scored:  # ties share the bold
             r["cells"][dotted]["best"] = score[id(r)] == best
+
+
+def mark_misses(rows: list[dict]) -> None:
+    """Flag each cell of an unlearning row where some seed misses the bar of `unlearn evaluate
+    --like-reference` against the RETRAIN row's value on the same seed (`miss`). The time in
+    percent of retraining shows the same miss as the time in seconds."""
+    from unlearn_cli.workflows.gates import LIKE_REFERENCE
+
+    retrain = next((r for r in rows if r["label"] == "RETRAIN"), None)
+    if retrain is None:
+        return
+    for row in rows:
+        if row["label"] in ("BEFORE", "RETRAIN"):
+            continue
+        for bar in LIKE_REFERENCE:
+            dotted = f"{bar.group}.{bar.key}"
+            cell, ref = row["cells"][dotted], retrain["cells"][dotted]
+            if cell is None or ref is None or len(cell["values"]) != len(ref["values"]):
+                continue  # a seed without the value: nothing to hold against the bar
+            cell["miss"] = not all(map(bar.passes, cell["values"], ref["values"]))
+        seconds, percent = row["cells"]["cost.seconds"], row["cells"]["cost.percent_of_retrain"]
+        if seconds is not None and percent is not None:
+            percent["miss"] = seconds["miss"]
