@@ -6,6 +6,8 @@ in time (cost), as in the paper's Table 1.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from unlearn_cli import defaults, distributed
@@ -126,7 +128,7 @@ def evaluate(
     pixel_precision, pixel_recall = _pixel_metrics(fakes, real)
     progress.advance(1, "judge")
     progress.done()
-    result = {
+    result: dict[str, Any] = {
         "model": str(vae.path),
         "dataset": vae.dataset.describe(),
         "target": str(tgt) if tgt is not None else None,
@@ -228,6 +230,7 @@ def _elbo_metrics(
             shadow = [(nelbo(s.model, sets.members), nelbo(s.model, sets.test)) for s in shadows]
         privacy.update(_attacks(on_members, on_test[mask], shadow, mask, weights))
         if reference is not None:
+            assert ref_on_test is not None  # computed above whenever there are members
             warn_if_not_retrained(reference, sets, progress)
             ref = _attacks(
                 nelbo(reference.model, sets.members),
