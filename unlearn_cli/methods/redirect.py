@@ -183,14 +183,34 @@ def redirect_targets(
     return z, drawn[rows.gather(1, apart.argmin(dim=1, keepdim=True)).squeeze(1)]
 
 
+def cross_entropy(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """(B,) the Bernoulli cross-entropy of each decoding against its image, in nats."""
+    return F.binary_cross_entropy_with_logits(logits, images, reduction="none").flatten(1).sum(1)
+
+
 def redirect_loss(
-    model, z: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+    model,
+    z: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    away: tuple[torch.Tensor, torch.Tensor, float, float] | None = None,
 ) -> torch.Tensor:
     """Mean over the batch of the Bernoulli cross-entropy of decode(z) against `target`, each
-    draw weighted by `weight` (B,) when given."""
+    draw weighted by `weight` (B,) when given.
+
+    `away` = (x_f, start, npo_weight, beta) adds NPO's bounded push away from the forgotten
+    images x_f: -(2 / beta) log sigmoid(beta * delta), with delta how much worse than at the
+    start (`start`, (B,) nats) decode(z) now reconstructs x_f. Its gradient is that of the
+    cross-entropy to x_f, ascended, times 2 sigmoid(-beta * delta): full at first, fading once
+    the forgotten image is a few 1 / beta nats worse explained, so it cannot run away as the
+    paper's ascent does."""
     logits = model.decode_logits(z)  # (B, z) -> (B, C, H, W)
-    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(1)
-    return (bce if weight is None else weight * bce).mean()
+    loss = cross_entropy(logits, target)
+    if away is not None:
+        x_f, start, npo_weight, beta = away
+        delta = cross_entropy(logits, x_f) - start
+        loss = loss - npo_weight * (2 / beta) * F.logsigmoid(beta * delta)
+    return (loss if weight is None else weight * loss).mean()
 
 
 def prior_weight(z: torch.Tensor, level: float, cap: float) -> torch.Tensor:
@@ -285,7 +305,12 @@ class Redirect:
             x_r, _, _ = to_device(next(retain_stream), device)
             z, target = redirect_targets(reference, x_f, bank, drawn, noise, among)
             weight = prior_weight(z, level, 0.5 / share) if level is not None else None
-            loss_d = redirect_loss(model, z, target, weight)
+            away = None
+            if cfg.npo_weight:
+                with torch.no_grad():  # how well the model reconstructed x_f at z to start with
+                    start = cross_entropy(reference.decode_logits(z), x_f)
+                away = (x_f, start, cfg.npo_weight, cfg.npo_beta)
+            loss_d = redirect_loss(model, z, target, weight, away)
             g_d = flat_grad(loss_d, params)
             loss_r = model.loss(x_r)
             g_r = flat_grad(loss_r, params)
