@@ -62,6 +62,7 @@ def test_forget_writes_a_child_with_lineage_and_leaves_the_input_alone(
     assert entry["hyperparameters"]["retain_epochs"] == 0.25  # step 0: a quarter pass over D_r
     assert entry["hyperparameters"]["covariance"] == "full"
     assert entry["hyperparameters"]["targets"] == "local"
+    assert entry["hyperparameters"]["npo_weight"] == 10.0  # the push away from D_f
     assert entry["parent_sha256"] == load_checkpoint(model).sha256
     assert entry["wall_seconds"] > 0 and len(entry["forgotten_sha256"]) == 64
     receipts = [json.loads(line) for line in ledger.read_text().splitlines()]
@@ -193,6 +194,8 @@ def test_default_output_is_not_silently_overwritten(cli, model, tmp_path):
         (["--class", "1", "--retain-epochs", "-1"], "--retain-epochs must be at least 0"),
         (["--class", "1", "--method", "surgery", "--retain-epochs", "1"], "does not apply"),
         (["--class", "1", "--covariance", "round"], "use diagonal or full"),
+        (["--class", "1", "--npo-weight", "-1"], "--npo-weight must be at least 0"),
+        (["--class", "1", "--method", "surgery", "--npo-beta", "1"], "does not apply"),
         (["--class", "1", "--method", "surgery", "--targets", "latent"], "does not apply"),
         (["--class", "1", "--out", "/nonexistent/dir/x.safetensors"], "does not exist"),
     ],
@@ -234,9 +237,16 @@ def test_bad_manifest_is_exit_2(cli, model, tmp_path):
     assert "request 'r1': unknown key 'klass'" in result.stderr
 
 
+def test_the_previous_redirect_default_is_one_option_away(cli, model, tmp_path):
+    out = tmp_path / "previous.safetensors"
+    parse_json(cli("forget", model, "--class", "1", "--npo-weight", "0", "--out", out, "--json"))
+    (entry,) = read_metadata(out)["lineage"]
+    assert entry["hyperparameters"]["npo_weight"] == 0.0
+
+
 def test_the_former_redirect_default_is_two_options_away(cli, model, tmp_path):
-    """--covariance diagonal --targets latent: the refit and targets of the previous default,
-    recorded in the lineage."""
+    """--covariance diagonal --targets latent: the refit and targets of the default before the
+    previous one, recorded in the lineage."""
     out = tmp_path / "former.safetensors"
     args = ["--class", "1", "--covariance", "diagonal", "--targets", "latent", "--out", out]
     parse_json(cli("forget", model, *args, "--json"))

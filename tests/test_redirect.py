@@ -173,6 +173,50 @@ def test_a_weighted_redirect_loss_weighs_each_draw(setting):
     torch.testing.assert_close(only_first, redirect_loss(model, z[:1], target[:1]))
 
 
+def test_the_npo_push_ascends_the_forgotten_images_loss_and_fades(setting):
+    from unlearn_cli.methods.redirect import cross_entropy, redirect_loss
+
+    model = copy.deepcopy(setting[0].model)
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(4, model.latent_dim, generator=g)
+    target, x_f = torch.rand(4, 1, 28, 28, generator=g), torch.rand(4, 1, 28, 28, generator=g)
+    params = list(model.decoder.parameters())
+
+    def grad(loss):
+        return torch.cat(
+            [p.flatten() for p in torch.autograd.grad(loss, params, retain_graph=True)]
+        )
+
+    with torch.no_grad():
+        start = cross_entropy(model.decode_logits(z), x_f)  # delta = 0: where the pass starts
+    plain = redirect_loss(model, z, target)
+    off = redirect_loss(model, z, target, away=(x_f, start, 0.0, 0.1))
+    torch.testing.assert_close(off, plain)
+    pushed = redirect_loss(model, z, target, away=(x_f, start, 10.0, 0.1))
+    torch.testing.assert_close(pushed - plain, torch.tensor(10.0 * 20 * math.log(2)))
+    # at delta = 0 the push is plain ascent of the cross-entropy to x_f, at full weight
+    ascent = -10.0 * cross_entropy(model.decode_logits(z), x_f).mean()
+    torch.testing.assert_close(grad(pushed) - grad(plain), grad(ascent), atol=1e-4, rtol=1e-4)
+    # 100 nats worse than at the start (beta * delta = 10), it has all but stopped
+    far = redirect_loss(model, z, target, away=(x_f, start - 100.0, 10.0, 0.1))
+    assert (grad(far) - grad(plain)).norm() < 1e-3 * grad(ascent).norm()
+
+
+def test_the_npo_push_makes_the_forgotten_images_worse_explained(setting):
+    from unlearn_cli.methods.redirect import cross_entropy
+
+    ckpt, plan = setting
+    pushed, plain = run(ckpt, plan), run(ckpt, plan, npo_weight=0.0)
+    assert pushed.lineage[-1]["hyperparameters"]["npo_weight"] == 10.0  # the default
+    x = plan.forget.images.float() / 255
+
+    def reconstruction(model):
+        with torch.no_grad():
+            return cross_entropy(model.decode_logits(model.encode(x)[0]), x).mean().item()
+
+    assert reconstruction(pushed.model) > reconstruction(plain.model) + 1.0
+
+
 def test_target_and_weighting_variants_change_the_forget_and_are_recorded(setting):
     ckpt, plan = setting
     local, pixel = run(ckpt, plan), run(ckpt, plan, targets="pixel")
@@ -263,6 +307,8 @@ def test_same_seed_same_weights_and_recorded_settings(setting):
         ({"local_k": 0}, "local_k must be at least 1"),
         ({"weighting": "more"}, "use share, equal or prior"),
         ({"refit": False, "refit_twice": True}, "refit_twice needs refit"),
+        ({"npo_weight": -1.0}, "npo_weight must be at least 0"),
+        ({"npo_beta": 0.0}, "npo_beta must be positive"),
     ],
 )
 def test_bad_settings_are_usage_errors(setting, options, message):

@@ -42,7 +42,11 @@ training data alone (no judge, no labels, so classes, attributes and samples ali
    that is a tenth of the data was redirected as hard as one that is a third, and the whole
    decoder lost diversity (README, "Redirect"). Whenever the redirect gradient conflicts with
    the retain gradient g_r, its component along g_r is removed first (the paper's protection
-   of D_r, in PCGrad's conflict-only form, since both objectives descend). Two variants, not
+   of D_r, in PCGrad's conflict-only form, since both objectives descend). Beside that pull
+   toward the target, the decoder is pushed away from the forgotten image at the same draw,
+   bounded as in NPO (`npo_weight`, `npo_beta`; `redirect_loss`): the pull alone leaves the
+   decoder able to draw the forgotten content wherever the blurred retained samples look like
+   it, outside the region it redirects (README, "Push away"). Two variants, not
    the default (README, "Where the bar is missed"): `targets="pixel"` makes the pixel pick
    among the whole bank, and `weighting="prior"` also weighs each redirect draw by the prior's
    density there, relative to a typical retained draw's, up to equal weight.
