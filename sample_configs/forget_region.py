@@ -9,7 +9,7 @@ sample lies in the *forget region* when most of its 10 nearest training latents 
 forgotten class. For each row this prints the share of samples in the forget region, and the
 judge's fratio inside and outside it: a method that redirects the forget region but keeps the
 retained region as the original drew it can get no lower than the original's fratio outside
-the forget region. README, "Where the bar is missed".
+the forget region. README, "Push away".
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ training data alone (no judge, no labels, so classes, attributes and samples ali
    correlated dimensions leave a gap, which a per-dimension fit (`"diagonal"`, the default
    before) does not see, so under it a forgotten class can sit as near the prior's centre as
    the retained data (README, "Full refit"). With `refit_twice` (not the default; README,
-   "Where the bar is missed") the prior is refitted before step 0 as well, so that step 0
+   "Push away") the prior is refitted before step 0 as well, so that step 0
    trains under the refitted prior, and refitted again after it.
 2. **Redirect what is left**, one pass over D_f. Each forget sample's posterior draw z_f gets a
    target among the *interior* retained latents, those whose k nearest neighbours are all
@@ -47,7 +47,7 @@ training data alone (no judge, no labels, so classes, attributes and samples ali
    bounded as in NPO (`npo_weight`, `npo_beta`; `redirect_loss`): the pull alone leaves the
    decoder able to draw the forgotten content wherever the blurred retained samples look like
    it, outside the region it redirects (README, "Push away"). Two variants, not
-   the default (README, "Where the bar is missed"): `targets="pixel"` makes the pixel pick
+   the default (README, "Push away"): `targets="pixel"` makes the pixel pick
    among the whole bank, and `weighting="prior"` also weighs each redirect draw by the prior's
    density there, relative to a typical retained draw's, up to equal weight.
 

@@ -115,7 +115,7 @@ class RedirectConfig(Settings):
     refit_twice: bool = setting(
         False,
         "with refit: also refit before step 0, so that its training on D_r is under the "
-        'refitted prior, then refit again (README, "Where the bar is missed")',
+        'refitted prior, then refit again (README, "Push away")',
     )
     covariance: str = setting(
         "full",
