@@ -134,94 +134,30 @@ def _rows(result: dict) -> list[tuple[str, str, float | None, float | None, str]
     forget_note = "no target"
     if utility["forget_elbo"] is not None:
         forget_note = "forgotten training samples; rises toward the retrained model's"
+
+    def mia(key: str) -> tuple:  # the attack on the model, and the same on the reference
+        return privacy[key], privacy[f"{key}_reference"]
+
+    def scored(key: str, group: dict = utility) -> tuple:  # the model's, and the reference's
+        return group[key], ref.get(key)
+
+    calibrated_note = "needs --shadow" if privacy["mia_auc"] is not None else mia_note
     return [
-        ("PRIVACY", "fratio (lower is better)", privacy["fratio"], ref.get("fratio"), fratio_note),
-        ("", "MIA AUC (0.5 is ideal)", privacy["mia_auc"], privacy["mia_auc_reference"], mia_note),
-        (
-            "",
-            "MIA TPR at 1% FPR",
-            privacy["mia_tpr_at_1fpr"],
-            privacy["mia_tpr_at_1fpr_reference"],
-            "0.01 is chance",
-        ),
-        (
-            "",
-            "calibrated MIA AUC",
-            privacy["mia_calibrated_auc"],
-            privacy["mia_calibrated_auc_reference"],
-            "needs --shadow" if privacy["mia_auc"] is not None else mia_note,
-        ),
-        (
-            "",
-            "calibrated TPR at 1% FPR",
-            privacy["mia_calibrated_tpr_at_1fpr"],
-            privacy["mia_calibrated_tpr_at_1fpr_reference"],
-            "",
-        ),
-        (
-            "UTILITY",
-            "IS (higher is better)",
-            utility["is"],
-            ref.get("is"),
-            needs_judge or "judge's classes",
-        ),
-        (
-            "",
-            "FID (lower is better)",
-            utility["fid"],
-            ref.get("fid"),
-            needs_judge or "vs held-out retain images",
-        ),
-        (
-            "",
-            "precision",
-            utility["precision"],
-            ref.get("precision"),
-            needs_judge or "samples that look like real data",
-        ),
-        (
-            "",
-            "pixel precision",
-            utility["pixel_precision"],
-            None,
-            "the same in pixel space, no judge",
-        ),
-        (
-            "",
-            "pixel recall",
-            utility["pixel_recall"],
-            None,
-            "real data the samples cover, pixels",
-        ),
-        (
-            "",
-            "recall",
-            utility["recall"],
-            ref.get("recall"),
-            needs_judge or "real data the samples cover",
-        ),
+        ("PRIVACY", "fratio (lower is better)", *scored("fratio", privacy), fratio_note),
+        ("", "MIA AUC (0.5 is ideal)", *mia("mia_auc"), mia_note),
+        ("", "MIA TPR at 1% FPR", *mia("mia_tpr_at_1fpr"), "0.01 is chance"),
+        ("", "calibrated MIA AUC", *mia("mia_calibrated_auc"), calibrated_note),
+        ("", "calibrated TPR at 1% FPR", *mia("mia_calibrated_tpr_at_1fpr"), ""),
+        ("UTILITY", "IS (higher is better)", *scored("is"), needs_judge or "judge's classes"),
+        ("", "FID (lower is better)", *scored("fid"), needs_judge or "vs held-out retain images"),
+        ("", "precision", *scored("precision"), needs_judge or "samples that look like real data"),
+        ("", "pixel precision", utility["pixel_precision"], None, "in pixels, needs no judge"),
+        ("", "pixel recall", utility["pixel_recall"], None, "real data the samples cover, pixels"),
+        ("", "recall", *scored("recall"), needs_judge or "real data the samples cover"),
         ("", "FID vs reference", utility["fid_reference"], None, fid_ref_note),
-        (
-            "",
-            "-ELBO retain, nats",
-            utility["retain_elbo"],
-            ref.get("retain_elbo"),
-            "held-out images outside the target",
-        ),
-        (
-            "",
-            "-ELBO forget, nats",
-            utility["forget_elbo"],
-            ref.get("forget_elbo"),
-            forget_note,
-        ),
-        (
-            "COST",
-            "time, s",
-            cost["seconds"],
-            ref.get("seconds"),
-            f"{cost['operation']} on {cost['device']}",
-        ),
+        ("", "-ELBO retain, nats", *scored("retain_elbo"), "held-out images outside the target"),
+        ("", "-ELBO forget, nats", *scored("forget_elbo"), forget_note),
+        ("COST", "time, s", *scored("seconds", cost), f"{cost['operation']} on {cost['device']}"),
     ]
 
 
