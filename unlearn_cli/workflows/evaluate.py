@@ -33,6 +33,8 @@ from unlearn_cli.workflows.judges import check_judge, judge_classes
 from unlearn_cli.workflows.reference import check_reference, warn_if_not_retrained
 from unlearn_cli.workflows.targets import Target, absent_requests, check_target, default_target
 
+JUDGED_KEYS = ("fratio", "is", "fid", "precision", "recall")  # what the judge's features give
+
 
 def check_evaluation(samples: int, batch_size: int) -> None:
     """An evaluation needs two samples at least (FID's covariance) and a batch of one."""
@@ -119,8 +121,8 @@ def evaluate(
     # one pass over the samples and the real images serves the judge and the pixel metrics
     fakes = PixelTap(Generated(vae.model.to(device).eval(), samples, seed, batch_size, device))
     real = PixelTap(DataImages(subset(sets.test, sets.retain_mask), batch_size, device))
-    utility = dict.fromkeys(("fratio", "is", "fid", "precision", "recall", "fid_reference"))
-    ref_judged = dict.fromkeys(("fratio", "is", "fid", "precision", "recall"))
+    utility = dict.fromkeys((*JUDGED_KEYS, "fid_reference"))
+    ref_judged = dict.fromkeys(JUDGED_KEYS)
     if judge is not None:
         utility, ref_judged = _judge_metrics(
             fakes, real, judge, reference, tgt, samples, seed, batch_size, device, scored
@@ -207,20 +209,26 @@ def _elbo_metrics(
             model.to(device), DataImages(data, batch_size, device), batch_size, seed
         )
 
-    on_test = nelbo(vae.model, sets.test)  # serves the retain ELBO and the MIA non-members
-    ref_on_test = None  # the same for the reference, when something needs it
+    def losses(model: torch.nn.Module) -> tuple:
+        """The model's negative ELBOs on the test split (the retain ELBO and the MIA
+        non-members), on the members and on the forget set (the members again when they are
+        the same samples), None where a set is absent."""
+        on_test = nelbo(model, sets.test)
+        on_members = nelbo(model, sets.members) if sets.members is not None else None
+        on_forget = None
+        if sets.forget is not None and len(sets.forget):
+            same = on_members is not None and sets.forget is sets.members
+            on_forget = on_members if same else nelbo(model, sets.forget)
+        return on_test, on_members, on_forget
+
+    def elbos(on_test: torch.Tensor, on_forget: torch.Tensor | None) -> dict:
+        forget = None if on_forget is None else on_forget.mean().item()
+        return {"retain_elbo": on_test[sets.retain_mask].mean().item(), "forget_elbo": forget}
+
+    on_test, on_members, on_forget = losses(vae.model)
+    ref_losses = None  # the same of the reference, when something needs them
     if reference is not None and (scored is not None or sets.members is not None):
-        ref_on_test = nelbo(reference.model, sets.test)
-    on_members = nelbo(vae.model, sets.members) if sets.members is not None else None
-    forget_elbo = ref_forget_elbo = None
-    if sets.forget is not None and len(sets.forget):
-        if on_members is not None and sets.forget is sets.members:
-            on_forget = on_members
-        else:
-            on_forget = nelbo(vae.model, sets.forget)
-        forget_elbo = on_forget.mean().item()
-        if scored is not None:
-            ref_forget_elbo = nelbo(scored.model, sets.forget).mean().item()
+        ref_losses = losses(reference.model)
     privacy = dict.fromkeys(MIA_KEYS)
     if sets.members is not None and on_members is not None:
         assert sets.nonmember_mask is not None  # eval_sets sets both
@@ -230,21 +238,15 @@ def _elbo_metrics(
             shadow = [(nelbo(s.model, sets.members), nelbo(s.model, sets.test)) for s in shadows]
         privacy.update(_attacks(on_members, on_test[mask], shadow, mask, weights))
         if reference is not None:
-            assert ref_on_test is not None  # computed above whenever there are members
+            assert ref_losses is not None  # computed above whenever there are members
             warn_if_not_retrained(reference, sets, progress)
-            ref = _attacks(
-                nelbo(reference.model, sets.members),
-                ref_on_test[mask],
-                shadow,
-                mask,
-                weights,
-            )
+            ref_test, ref_members, _ = ref_losses
+            ref = _attacks(ref_members, ref_test[mask], shadow, mask, weights)
             privacy.update({f"{k}_reference": v for k, v in ref.items()})
-    elbos = {"retain_elbo": on_test[sets.retain_mask].mean().item(), "forget_elbo": forget_elbo}
-    ref_elbos = {"retain_elbo": None, "forget_elbo": ref_forget_elbo}
-    if scored is not None and ref_on_test is not None:
-        ref_elbos["retain_elbo"] = ref_on_test[sets.retain_mask].mean().item()
-    return privacy, elbos, ref_elbos
+    ref_elbos = dict.fromkeys(("retain_elbo", "forget_elbo"))
+    if scored is not None and ref_losses is not None:
+        ref_elbos = elbos(ref_losses[0], ref_losses[2])
+    return privacy, elbos(on_test, on_forget), ref_elbos
 
 
 # membership inference: the plain ELBO attack and, with shadow models, the calibrated one; each
@@ -307,7 +309,7 @@ def _judge_metrics(
         }, features
 
     scores, features = judged(fakes)
-    ref_scores = dict.fromkeys(scores)
+    ref_scores = dict.fromkeys(JUDGED_KEYS)
     fid_reference = None
     if reference is not None:
         ref_fakes = Generated(reference.model.to(device).eval(), samples, seed, batch_size, device)

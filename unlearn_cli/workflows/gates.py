@@ -31,6 +31,11 @@ GATES = {  # evaluate's setting -> its gate
 JUDGED = tuple(name for name, gate in GATES.items() if gate.judged)
 
 
+def within(value: float, limit: float, is_min: bool) -> bool:
+    """Whether `value` keeps to `limit`: at least it when `is_min`, else at most it."""
+    return value >= limit if is_min else value <= limit
+
+
 def gates(result: dict, limits: dict[str, float | None]) -> list[tuple[str, str]]:
     """(gate, what failed) for each failed gate among `limits` (gate setting -> limit; None is
     no gate). A gate whose metric was not measured fails too, so that a CI job cannot pass by
@@ -43,7 +48,7 @@ def gates(result: dict, limits: dict[str, float | None]) -> list[tuple[str, str]
         value = result[g.group][g.key]
         if value is None:
             failed.append((gate, f"{limit:g}: {g.label} was not measured (it needs {g.needs})"))
-        elif value < limit if g.is_min else value > limit:
+        elif not within(value, limit, g.is_min):
             failed.append((gate, f"{limit:g}: {g.label} is {value:.4g}"))
     return failed
 
@@ -64,8 +69,7 @@ class Bar(NamedTuple):
         return self.scale * reference + self.offset
 
     def passes(self, value: float, reference: float) -> bool:
-        limit = self.limit(reference)
-        return value >= limit if self.is_min else value <= limit
+        return within(value, self.limit(reference), self.is_min)
 
 
 # the bar of issue 8 (README, "The bar, on every target"), against the retrained reference
