@@ -1,6 +1,6 @@
 """Where a model's forgotten-class samples come from: the forget region or the retained one.
 
-    python sample_configs/forget_region.py REPORT.json --judge JUDGE.safetensors --class 8
+    python benchmarks/forget_region.py REPORT.json --judge JUDGE.safetensors --class 8
 
 REPORT.json is one `unlearn compare --json` report (one target); its rows' models of the
 report's first seed are read, or of `--report-seed S`. Each row's model draws `--samples` prior

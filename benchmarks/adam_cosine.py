@@ -8,7 +8,7 @@ methods/surgery.py) and records, at every step, the cosine between the realised 
 and the g_r of that step, for Adam and for SGD.
 
     unlearn train --classes 1,3,8 --epochs 2 --limit 3000 --out /tmp/m.safetensors
-    python sample_configs/adam_cosine.py /tmp/m.safetensors
+    python benchmarks/adam_cosine.py /tmp/m.safetensors
 """
 
 from __future__ import annotations

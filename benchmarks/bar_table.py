@@ -1,7 +1,7 @@
 """The bar of "Forgetting like retraining" (the one `unlearn evaluate --like-reference` checks),
 on `unlearn compare --json` reports.
 
-    python sample_configs/bar_table.py runs/reports/*.json > bar.md
+    python benchmarks/bar_table.py runs/reports/*.json > bar.md
 
 For every report (one target) and every unlearning row, each seed's numbers are held against
 the RETRAIN row of the same seed:

@@ -1,7 +1,7 @@
 """Training throughput (images per second) of the preset VAEs on 1 or N processes.
 
-    python sample_configs/scaling.py                                    # one process
-    torchrun --standalone --nproc-per-node 2 sample_configs/scaling.py  # two (gloo on CPU)
+    python benchmarks/scaling.py                                    # one process
+    torchrun --standalone --nproc-per-node 2 benchmarks/scaling.py  # two (gloo on CPU)
 
 Trains each preset VAE (mnist: MLP on 28x28x1; celeba: convolutional on 64x64x3) for one epoch
 on synthetic in-memory images of its shape, through the same engine as `unlearn train`

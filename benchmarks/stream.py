@@ -1,7 +1,7 @@
 """A stream of deletion requests: 10 batches, each forgotten from the newest checkpoint.
 
-    python sample_configs/stream.py --out runs/stream                    # about 8 min on 2 cores
-    python sample_configs/stream.py --original ORIGINAL --judge JUDGE    # reuse trained models
+    python benchmarks/stream.py --out runs/stream                    # about 8 min on 2 cores
+    python benchmarks/stream.py --original ORIGINAL --judge JUDGE    # reuse trained models
 
 The ten-digit MNIST VAE (the mnist10.yaml recipe: 20 epochs on all 60,000 images) receives
 --batches batches of --per-batch random training samples each, and batch --class-at also asks

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# bash sample_configs/cuda_check.sh [OUT_DIR]
+# bash benchmarks/cuda_check.sh [OUT_DIR]
 #
 # The CUDA paths on a machine with a GPU, from the repository root (README, "On a GPU"):
 #   1. `unlearn train` twice on cuda with one seed: are the weights the same?
 #   2. `unlearn evaluate` of that VAE on cpu and on cuda: the same numbers?
 #   3. `unlearn forget` (the default method) on cuda, and the same under torchrun (nccl, 1 rank);
-#   4. the paper's MNIST cell on cuda with times (sample_configs/cuda-mnist138.yaml);
-#   5. training throughput of both preset VAEs on cuda (sample_configs/scaling.py);
-#   6. the ten-digit 8 and 9 on seeds 3 and 4 (sample_configs/cuda-mnist10-seeds.yaml).
+#   4. the paper's MNIST cell on cuda with times (benchmarks/cuda-mnist138.yaml);
+#   5. training throughput of both preset VAEs on cuda (benchmarks/scaling.py);
+#   6. the ten-digit 8 and 9 on seeds 3 and 4 (benchmarks/cuda-mnist10-seeds.yaml).
 # UNLEARN is the command that runs the tool (default: unlearn), PYTHON the Python it is installed
 # in (default: python3; torchrun and the checks run with it). OUT_DIR is taken from the
 # repository root. Prints what it finds; exits non-zero if a command fails. About 8 minutes on
@@ -75,15 +75,15 @@ difference=$(same_weights "$out/forget-one.safetensors" "$out/forget-torchrun.sa
 echo "one process vs torchrun, max abs weight difference: $difference"
 
 echo "== 4. the paper's MNIST cell on cuda"
-"${tool[@]}" compare sample_configs/cuda-mnist138.yaml --device cuda --out-dir "$out/compare" \
+"${tool[@]}" compare benchmarks/cuda-mnist138.yaml --device cuda --out-dir "$out/compare" \
   --markdown "$out/cuda-mnist138.md"
 
 echo "== 5. training throughput on cuda (synthetic images, one epoch each)"
-"$python" sample_configs/scaling.py --device cuda --mnist-images 204800 --celeba-images 20480
+"$python" benchmarks/scaling.py --device cuda --mnist-images 204800 --celeba-images 20480
 
 echo "== 6. the ten-digit 8 and 9 on seeds 3 and 4, on cuda"
 for digit in 8 9; do
-  "${tool[@]}" compare sample_configs/cuda-mnist10-seeds.yaml --device cuda --forget "class:$digit" \
+  "${tool[@]}" compare benchmarks/cuda-mnist10-seeds.yaml --device cuda --forget "class:$digit" \
     --out-dir "$out/mnist10-seeds" --markdown "$out/cuda-mnist10-seeds-forget$digit.md" --json \
     > "$out/cuda-mnist10-seeds-forget$digit.json"
 done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bash sample_configs/every_target.sh
+# bash benchmarks/every_target.sh
 #
 # "Forgetting like retraining" (README): every target of the bar, from the repository root.
 # MNIST138 forgetting each of 1, 3 and 8 (3 seeds), ten-digit MNIST forgetting each digit
@@ -13,16 +13,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=runs/reports
 mkdir -p "$out"
 for digit in 1 3 8; do
-  unlearn compare sample_configs/mnist138.yaml --forget "class:$digit" --json \
+  unlearn compare benchmarks/mnist138.yaml --forget "class:$digit" --json \
     > "$out/mnist138-forget$digit.json"
 done
 for digit in 0 1 2 3 4 5 6 7 8 9; do
-  unlearn compare sample_configs/mnist10.yaml --forget "class:$digit" --json \
+  unlearn compare benchmarks/mnist10.yaml --forget "class:$digit" --json \
     > "$out/mnist10-forget$digit.json"
 done
 for digit in 2 4 7; do
-  unlearn compare sample_configs/mnist247.yaml --forget "class:$digit" --json \
+  unlearn compare benchmarks/mnist247.yaml --forget "class:$digit" --json \
     > "$out/mnist247-forget$digit.json"
 done
-python sample_configs/bar_table.py "$out"/mnist138-forget*.json "$out"/mnist10-forget*.json \
+python benchmarks/bar_table.py "$out"/mnist138-forget*.json "$out"/mnist10-forget*.json \
   "$out"/mnist247-forget*.json
