@@ -31,7 +31,7 @@ def test_forgetting_an_attribute(cli, tmp_path):
     assert report["target"] == "attribute:Male"
     assert [r["title"] for r in report["rows"]] == [
         "BEFORE",
-        "SURGERY (paper), restricted to the decoder",
+        "SURGERY (paper, decoder)",
         "RETRAIN",
     ]
     for row in report["rows"]:

@@ -28,9 +28,9 @@ out_dir: {out}
 """
 ROWS = [
     "BEFORE",
-    "GRAD. ASCNT. (restricted to the decoder)",
+    "GRAD. ASCNT. (decoder)",
     "FU (variant)",
-    "SURGERY (paper), restricted to the decoder",
+    "SURGERY (paper, decoder)",
     "surgery-all",
     "RETRAIN",
 ]
@@ -130,8 +130,36 @@ def test_table_shows_every_row(experiment, first_run, cli):
     assert result.exit_code == 0, result.stderr
     for title in ROWS:
         assert title in result.stdout
-    for header in ("PRIVACY", "UTILITY", "COST", "fratio", "IS", "FID", "Time (s)"):
+    for header in ("fratio", "FID", "precision", "retain -ELBO", "time (s)", "time (%)"):
         assert header in result.stdout
+    assert "IS" not in result.stdout.split()  # the compact table: the columns that decide
+    wide = cli("compare", experiment, "--wide")
+    for header in ("IS", "recall", "forget -ELBO"):
+        assert header in wide.stdout
+
+
+@pytest.mark.parametrize("columns", ["80", "100"])
+def test_a_narrow_terminal_shows_every_number_whole(experiment, first_run, columns):
+    """Only the row titles wrap; no number is cut, none reads -0.000."""
+    from typer.testing import CliRunner
+
+    from unlearn_cli.cli import app
+    from unlearn_cli.cli.compare import cell_text, used_columns
+
+    report, _ = first_run
+    result = CliRunner().invoke(app, ["compare", str(experiment)], env={"COLUMNS": columns})
+    assert result.exit_code == 0, result.stderr
+    assert max(map(len, result.stdout.splitlines())) <= int(columns)
+    for row in report["rows"]:
+        for dotted, _, _ in used_columns(report, wide=False):
+            assert cell_text(row["cells"][dotted], dotted) in result.stdout
+    assert "-0.000" not in result.stdout and "…" not in result.stdout
+
+
+def test_numbers_never_read_minus_zero():
+    from unlearn_cli.cli.compare import number
+
+    assert number(-0.0001, 3) == "0.000" and number(-0.01, 3) == "-0.010"
 
 
 def test_second_run_reuses_every_cached_run(experiment, first_run, cli):
@@ -223,11 +251,11 @@ def test_a_wrongly_typed_method_option_exits_2(cli, tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(
         "forget: {requests: [{id: a, class: 1}]}\n"
-        "methods: [{method: redirect, refit: maybe}]\n"
+        "methods: [{method: redirect, match_steps: maybe}]\n"
         f"out_dir: {tmp_path / 'runs'}\n"
     )
     result = cli("compare", path)
-    assert result.exit_code == 2 and "methods[1].refit: expected bool" in result.stderr
+    assert result.exit_code == 2 and "methods[1].match_steps: expected int" in result.stderr
 
 
 def test_checkpoints_need_a_judge(cli, tiny_vae):
@@ -237,7 +265,7 @@ def test_checkpoints_need_a_judge(cli, tiny_vae):
 
 def test_markdown_cells_are_formatted_mean_std(first_run):
     _, md = first_run
-    title = re.escape("SURGERY (paper), restricted to the decoder")
+    title = re.escape("SURGERY (paper, decoder)")
     assert re.search(rf"\| {title} \| (\*\*)?\d\.\d{{3}} \(\d\.\d{{3}}\)", md.read_text())
 
 
@@ -255,7 +283,7 @@ def test_sample_level_experiment_reports_membership_inference(experiment, first_
     assert report["target"] is None
     assert [r["title"] for r in report["rows"]] == [
         "BEFORE",
-        "SURGERY (paper), restricted to the decoder",
+        "SURGERY (paper, decoder)",
         "RETRAIN",
     ]
     for row in report["rows"]:

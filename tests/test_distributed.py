@@ -50,7 +50,7 @@ def test_surgery_step_on_two_ranks_is_the_single_process_step(tmp_path):
 def test_projecting_per_rank_then_averaging_is_a_different_step():
     """Why g_f and g_r are all-reduced before the projection: the other order differs."""
     from unlearn_cli.methods import scoped_parameters
-    from unlearn_cli.methods.surgery import flat_grad, project
+    from unlearn_cli.methods.steps import flat_grad, project
 
     model = worker.tiny_vae()
     params = scoped_parameters(model, "decoder")

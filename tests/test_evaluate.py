@@ -495,20 +495,25 @@ def test_grid_png(cli, tiny_vae, tmp_path):
         assert img.size == (side, side) and img.mode == "L"
         single = torch.from_numpy(np.asarray(img).copy())
     parse_json(run(cli, tiny_vae, "--json", "--grid", pair, "--compare-grid", tiny_vae, samples=10))
+    label = 16  # a white strip over the panels names each one
     with Image.open(pair) as img:
-        assert img.size == (2 * side + 16, side)
+        assert img.size == (2 * side + 16, label + side)
         pixels = torch.from_numpy(np.asarray(img).copy())
     # the same model before and after: both halves are the grid above, from the same latents
-    assert torch.equal(pixels[:, :side], single)
-    assert torch.equal(pixels[:, side + 16 :], single)
+    assert torch.equal(pixels[label:, :side], single)
+    assert torch.equal(pixels[label:, side + 16 :], single)
+    names = pixels[:label]
+    assert (names < 128).any() and (names[:, side : side + 16] == 255).all()  # text, not between
     assert not list(tmp_path.glob(".*.tmp"))  # written atomically, nothing left behind
     strip = tmp_path / "strip.png"
     flags = ("--grid", strip, "--compare-grid", tiny_vae, "--reference", tiny_vae)
     parse_json(run(cli, tiny_vae, "--json", *flags, samples=10))
     with Image.open(strip) as img:  # before | after | reference
-        assert img.size == (3 * side + 2 * 16, side)
+        assert img.size == (3 * side + 2 * 16, label + side)
         pixels = torch.from_numpy(np.asarray(img).copy())
-    assert torch.equal(pixels[:, 2 * (side + 16) :], single)
+    assert torch.equal(pixels[label:, 2 * (side + 16) :], single)
+    for panel in range(3):  # each panel has its name over it
+        assert (pixels[:label, panel * (side + 16) : panel * (side + 16) + side] < 128).any()
 
 
 def test_compare_grid_needs_grid(cli, tiny_vae):

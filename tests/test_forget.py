@@ -15,7 +15,8 @@ from unlearn_cli.engine.checkpoint import load_checkpoint
 from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.errors import DataError, UsageError
 from unlearn_cli.methods import configure, get_method, scoped_parameters, train_only
-from unlearn_cli.methods.surgery import project, surgery_step
+from unlearn_cli.methods.steps import project
+from unlearn_cli.methods.surgery import surgery_step
 from unlearn_cli.workflows.forget import plan_forget, run_forget
 
 CPU = torch.device("cpu")
@@ -295,8 +296,8 @@ def test_repair_steps_win_back_retain_loss_and_keep_the_forgetting(vae, split):
 @pytest.mark.parametrize(
     "name, restricted, faithful",
     [
-        ("surgery", "SURGERY (paper), restricted to the decoder", "SURGERY (paper)"),
-        ("ascent", "GRAD. ASCNT. (restricted to the decoder)", "GRAD. ASCNT."),
+        ("surgery", "SURGERY (paper, decoder)", "SURGERY (paper)"),
+        ("ascent", "GRAD. ASCNT. (decoder)", "GRAD. ASCNT."),
     ],
 )
 def test_titles_say_when_the_update_is_restricted_to_the_decoder(vae, name, restricted, faithful):

@@ -60,8 +60,7 @@ def test_forget_writes_a_child_with_lineage_and_leaves_the_input_alone(
     assert entry["forgotten_count"] == summary["forget_samples"]
     assert entry["method"] == "redirect" and entry["hyperparameters"]["lr"] == 1.5e-4
     assert entry["hyperparameters"]["retain_epochs"] == 0.25  # step 0: a quarter pass over D_r
-    assert entry["hyperparameters"]["covariance"] == "full"
-    assert entry["hyperparameters"]["targets"] == "local"
+    assert entry["hyperparameters"]["match_steps"] == 200
     assert entry["hyperparameters"]["npo_weight"] == 10.0  # the push away from D_f
     assert entry["parent_sha256"] == load_checkpoint(model).sha256
     assert entry["wall_seconds"] > 0 and len(entry["forgotten_sha256"]) == 64
@@ -193,10 +192,11 @@ def test_default_output_is_not_silently_overwritten(cli, model, tmp_path):
         (["--class", "1", "--lr", "-1"], "lr must be positive"),
         (["--class", "1", "--retain-epochs", "-1"], "--retain-epochs must be at least 0"),
         (["--class", "1", "--method", "surgery", "--retain-epochs", "1"], "does not apply"),
-        (["--class", "1", "--covariance", "round"], "use diagonal or full"),
+        (["--class", "1", "--params", "encoder"], "use all or decoder"),
         (["--class", "1", "--npo-weight", "-1"], "--npo-weight must be at least 0"),
-        (["--class", "1", "--method", "surgery", "--npo-beta", "1"], "does not apply"),
-        (["--class", "1", "--method", "surgery", "--targets", "latent"], "does not apply"),
+        (["--class", "1", "--method", "surgery", "--npo-weight", "1"], "does not apply"),
+        (["--class", "1", "--method", "redirect", "--projection", "always"], "does not apply"),
+        (["--class", "1", "--method", "fu", "--match-steps", "5"], "does not apply"),
         (["--class", "1", "--out", "/nonexistent/dir/x.safetensors"], "does not exist"),
     ],
 )
@@ -242,14 +242,3 @@ def test_the_previous_redirect_default_is_one_option_away(cli, model, tmp_path):
     parse_json(cli("forget", model, "--class", "1", "--npo-weight", "0", "--out", out, "--json"))
     (entry,) = read_metadata(out)["lineage"]
     assert entry["hyperparameters"]["npo_weight"] == 0.0
-
-
-def test_the_former_redirect_default_is_two_options_away(cli, model, tmp_path):
-    """--covariance diagonal --targets latent: the refit and targets of the default before the
-    previous one, recorded in the lineage."""
-    out = tmp_path / "former.safetensors"
-    args = ["--class", "1", "--covariance", "diagonal", "--targets", "latent", "--out", out]
-    parse_json(cli("forget", model, *args, "--json"))
-    (entry,) = read_metadata(out)["lineage"]
-    assert entry["hyperparameters"]["covariance"] == "diagonal"
-    assert entry["hyperparameters"]["targets"] == "latent"

@@ -13,7 +13,7 @@ from unlearn_cli.engine.progress import NullProgress
 from unlearn_cli.engine.train import TrainConfig, train_vae
 from unlearn_cli.methods import membership, scoped_parameters, train_only
 from unlearn_cli.methods.settings import RedirectConfig
-from unlearn_cli.methods.surgery import make_optimizer
+from unlearn_cli.methods.steps import make_optimizer
 
 CPU = torch.device("cpu")
 

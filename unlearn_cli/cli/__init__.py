@@ -8,13 +8,13 @@ from __future__ import annotations
 import typer
 
 from unlearn_cli import __version__
-from unlearn_cli.cli.audit import audit
-from unlearn_cli.cli.compare import compare
-from unlearn_cli.cli.evaluate import evaluate
-from unlearn_cli.cli.forget import forget
-from unlearn_cli.cli.inspect import inspect
-from unlearn_cli.cli.output import quiet_unless_main
-from unlearn_cli.cli.train import train
+from unlearn_cli.cli.audit import AUDIT_EXAMPLES, audit
+from unlearn_cli.cli.compare import COMPARE_EXAMPLES, compare
+from unlearn_cli.cli.evaluate import EVALUATE_EXAMPLES, evaluate
+from unlearn_cli.cli.forget import FORGET_EXAMPLES, forget
+from unlearn_cli.cli.inspect import INSPECT_EXAMPLES, inspect
+from unlearn_cli.cli.output import examples, quiet_unless_main
+from unlearn_cli.cli.train import TRAIN_EXAMPLES, train
 from unlearn_cli.launch import launched
 
 app = typer.Typer(
@@ -24,13 +24,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.command(no_args_is_help=False)(train)
-app.command()(forget)
-app.command()(evaluate)
-app.command()(compare)
-app.command()(inspect)
-app.command()(audit)
+app.command(no_args_is_help=False, epilog=examples(TRAIN_EXAMPLES))(train)
+app.command(epilog=examples(FORGET_EXAMPLES))(forget)
+app.command(epilog=examples(EVALUATE_EXAMPLES))(evaluate)
+app.command(epilog=examples(COMPARE_EXAMPLES))(compare)
+app.command(epilog=examples(INSPECT_EXAMPLES))(inspect)
+app.command(epilog=examples(AUDIT_EXAMPLES))(audit)
 
 
 def _version(value: bool) -> None:

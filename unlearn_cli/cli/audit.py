@@ -10,11 +10,19 @@ from rich.table import Table
 
 from unlearn_cli.cli.output import JsonOpt, handle_errors, key_value_table, print_json, print_table
 
+AUDIT_EXAMPLES = (
+    "unlearn audit receipts.jsonl",
+    "unlearn audit receipts.jsonl forgot.safetensors vae-mnist138.safetensors",
+)
+
 
 @handle_errors
 def audit(
     ledger: Annotated[
-        Path, typer.Argument(help="The ledger (JSON lines) that forget --ledger appends to.")
+        Path,
+        typer.Argument(
+            help="The ledger (JSON lines) that forget --ledger appends to.", metavar="LEDGER"
+        ),
     ],
     checkpoints: Annotated[
         list[Path] | None,
@@ -22,6 +30,7 @@ def audit(
             help="Check only the receipts of these checkpoints (found by sha256, so moved files "
             "are found too); an original checkpoint given is where every chain must start. "
             "\\[default: every receipt, against the file it names]",
+            metavar="[CHECKPOINT]...",
         ),
     ] = None,
     json_out: JsonOpt = False,

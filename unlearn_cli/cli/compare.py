@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from unlearn_cli import defaults
 from unlearn_cli.cli.output import (
@@ -18,6 +20,7 @@ from unlearn_cli.cli.output import (
     handle_errors,
     print_json,
     print_table,
+    table_width,
 )
 
 FORMATS = {  # digits after the point, per column
@@ -45,49 +48,88 @@ def missed(report: dict) -> bool:
     return any(c and c.get("miss") for r in report["rows"] for c in r["cells"].values())
 
 
+def number(value: float, digits: int) -> str:
+    """`value` with `digits` decimals, never `-0.000`."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
 def cell_text(cell: dict | None, dotted: str) -> str:
     if cell is None:
         return "-"
     digits = FORMATS[dotted]
-    text = f"{cell['mean']:.{digits}f}"
+    text = number(cell["mean"], digits)
     if len(cell["values"]) > 1:
-        text += f" ({cell['std']:.{digits}f})"
+        text += f" ({number(cell['std'], digits)})"
     return f"{text} ✗" if cell.get("miss") else text  # reports before misses have no key
 
 
-def used_columns(report: dict) -> list[tuple]:
-    from unlearn_cli.workflows.tables import COLUMNS
+def used_columns(report: dict, wide: bool = True) -> list[tuple]:
+    from unlearn_cli.workflows.tables import COLUMNS, DECIDING
 
-    return [c for c in COLUMNS if any(r["cells"][c[0]] is not None for r in report["rows"])]
+    return [
+        c
+        for c in COLUMNS
+        if (wide or c[0] in DECIDING) and any(r["cells"][c[0]] is not None for r in report["rows"])
+    ]
 
 
-def rich_table(report: dict) -> Table:
+def caption(report: dict, wide: bool) -> str:
+    """What the table's marks mean, one short line each."""
+    lines = [
+        "mean (std) over seeds; bold: best unlearning method per column (≈R: closest to "
+        "RETRAIN's); RETRAIN is the reference"
+    ]
+    if missed(report):
+        lines.append(f"✗: {MISS}")
+    if not wide:
+        lines.append("--wide adds IS, pixel precision, recall, FID vs RETRAIN and forget -ELBO")
+    return "\n".join(lines)
+
+
+def rich_table(report: dict, columns: list[tuple]) -> Table:
     title = report["experiment"] or "comparison"
     table = Table(
         title=f"{title}: {report.get('dataset') or ''} forget {report['target'] or ''}",
         title_justify="left",
-        caption="mean (std) over seeds; bold: best unlearning method per column (≈R: closest "
-        "to RETRAIN's); RETRAIN is the reference" + (f"; ✗: {MISS}" if missed(report) else ""),
-        caption_justify="left",
     )
-    table.add_column("", no_wrap=True)
-    shown = set()
-    for dotted, header, direction in used_columns(report):
-        group = GROUPS[dotted.split(".")[0]]
-        table.add_column(
-            f"{'' if group in shown else group}\n{header}{ARROWS[direction]}",
-            justify="right",
-            no_wrap=True,
-        )
-        shown.add(group)
+    # the one column that wraps when the terminal is narrow, a word a line at the least
+    table.add_column("", min_width=longest_word(report))
+    for _, header, direction in columns:
+        table.add_column(f"{header}{ARROWS[direction]}", justify="right", no_wrap=True)
     for row in report["rows"]:
         cells = []
-        for dotted, _, _ in used_columns(report):
+        for dotted, _, _ in columns:
             cell = row["cells"][dotted]
-            text = cell_text(cell, dotted)
+            text = escape(cell_text(cell, dotted))
             cells.append(f"[bold]{text}[/bold]" if cell and cell["best"] else text)
-        table.add_row(row["title"], *cells, end_section=row["label"] == "BEFORE")
+        table.add_row(escape(row["title"]), *cells, end_section=row["label"] == "BEFORE")
     return table
+
+
+def longest_word(report: dict) -> int:
+    return max(len(word) for row in report["rows"] for word in row["title"].split())
+
+
+def tables_that_fit(report: dict, wide: bool, width: int) -> list[Table]:
+    """The comparison as one table, or, where the terminal is too narrow for every column
+    whole, as several tables of consecutive columns, each with the row titles."""
+    edge = 3  # a column's padding and its border
+
+    def needs(column: tuple) -> int:  # the column's width with every number whole
+        dotted, header, direction = column
+        texts = [cell_text(r["cells"][dotted], dotted) for r in report["rows"]]
+        return max(len(f"{header}{ARROWS[direction]}"), *map(len, texts)) + edge
+
+    parts: list[list[tuple]] = [[]]
+    used = 1 + longest_word(report) + edge
+    for column in used_columns(report, wide):
+        if parts[-1] and used + needs(column) > width:
+            parts.append([])
+            used = 1 + longest_word(report) + edge
+        parts[-1].append(column)
+        used += needs(column)
+    return [rich_table(report, columns) for columns in parts]
 
 
 def markdown(report: dict) -> str:
@@ -127,11 +169,22 @@ def csv_text(report: dict) -> str:
     return buf.getvalue()
 
 
+COMPARE_EXAMPLES = (
+    "unlearn compare sample_configs/quick.yaml",
+    "unlearn compare sample_configs/quick.yaml --wide --markdown quick.md",
+    "unlearn compare benchmarks/mnist138.yaml --forget class:8",
+    "unlearn compare a.safetensors b.safetensors --judge judge.safetensors --target class:1",
+)
+
+
 @handle_errors
 def compare(
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="An experiment YAML, or checkpoints to tabulate with --judge."),
+        typer.Argument(
+            help="An experiment YAML, or checkpoints to tabulate with --judge.",
+            metavar="EXPERIMENT | CHECKPOINT...",
+        ),
     ],
     judge: Annotated[
         Path | None,
@@ -171,6 +224,10 @@ def compare(
     csv_path: Annotated[
         Path | None, typer.Option("--csv", help="Also write every cell as CSV.")
     ] = None,
+    wide: Annotated[
+        bool,
+        typer.Option("--wide", help="Show every column, not only those that decide.", metavar=""),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Compare unlearning methods in the layout of the paper's Table 1."""
@@ -232,12 +289,15 @@ def compare(
     if json_out:
         print_json(report)
     else:
-        print_table(rich_table(report))
+        for table in tables_that_fit(report, wide, table_width()):
+            print_table(table)
+        print_table(Text(caption(report, wide)))
         if report.get("wall_seconds") is not None:
             err.print(
                 f"{report['wall_seconds']} s in all on {report['device']}; "
                 f"{report['computed']} runs computed, {report['reused']} reused from "
-                f"{report['out_dir']}",
+                f"{report['out_dir']}; sample grids (before, the method, RETRAIN) in "
+                f"{Path(report['out_dir']) / 'grid-*.png'}",
                 markup=False,
                 highlight=False,
             )

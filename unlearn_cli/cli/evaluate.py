@@ -9,31 +9,48 @@ import typer
 
 from unlearn_cli import defaults
 from unlearn_cli.cli.output import (
-    DataDirOpt,
-    DeviceOpt,
-    JsonOpt,
+    DATA_DIR_OPTION,
+    DEVICE_OPTION,
+    JSON_OPTION,
     err,
     flag_of,
     handle_errors,
-    out,
+    in_panel,
     print_json,
+    print_table,
+)
+
+SCORE, SAMPLING, GATES, OUTPUT, DATA = (
+    "What to score",
+    "Sampling",
+    "Gates",
+    "Output",
+    "Data and device",
 )
 
 
-def _option(help: str) -> typer.models.OptionInfo:
-    return typer.Option(help=help, show_default=False)
+def _option(help: str, panel: str, *names: str, **more) -> typer.models.OptionInfo:
+    return typer.Option(*names, help=help, show_default=False, rich_help_panel=panel, **more)
 
 
-ModelArg = Annotated[Path, typer.Argument(help="The generator (VAE checkpoint) to score.")]
+ModelArg = Annotated[
+    Path, typer.Argument(help="The generator (VAE checkpoint) to score.", metavar="MODEL")
+]
 JudgeOpt = Annotated[
     Path | None,
-    _option("Judge classifier (`unlearn train --model judge`); fratio, IS and FID need one."),
+    _option(
+        "Judge classifier (`unlearn train --model judge`); fratio, IS and FID need one.",
+        SCORE,
+        metavar="FILE",
+    ),
 ]
 TargetOpt = Annotated[
     str | None,
     _option(
         "What should be forgotten: class:DIGIT[,DIGIT], attr:NAME or samples. Default: what "
-        "the model's lineage says it forgot."
+        "the model's lineage says it forgot.",
+        SCORE,
+        metavar="TARGET",
     ),
 ]
 ReferenceOpt = Annotated[
@@ -41,35 +58,55 @@ ReferenceOpt = Annotated[
     _option(
         "The VAE retrained without the forgotten samples (`unlearn train --exclude`): scored "
         "beside the model on the same samples and sets, with the FID between its samples and "
-        "the model's (with --judge)."
+        "the model's (with --judge).",
+        SCORE,
+        metavar="FILE",
     ),
 ]
 ManifestOpt = Annotated[
     Path | None,
     _option(
         "Deletion requests to score against instead of the model's lineage: how an original "
-        "model is scored for the samples a manifest will forget (MIA AUC, forget ELBO)."
+        "model is scored for the samples a manifest will forget (MIA AUC, forget ELBO).",
+        SCORE,
+        metavar="FILE",
     ),
 ]
 SamplesOpt = Annotated[
-    int, typer.Option(help="Images to generate for fratio, IS and FID (the paper's 10,000).")
+    int,
+    typer.Option(
+        help="Images to generate for fratio, IS and FID (the paper's 10,000).",
+        metavar="N",
+        rich_help_panel=SAMPLING,
+    ),
 ]
 SeedOpt = Annotated[
-    int, typer.Option(help="Seeds the samples and the ELBO noise: same seed, same numbers.")
+    int,
+    typer.Option(
+        help="Seeds the samples and the ELBO noise: same seed, same numbers.",
+        metavar="N",
+        rich_help_panel=SAMPLING,
+    ),
 ]
-BatchOpt = Annotated[int, typer.Option(help="Images per batch.")]
+BatchOpt = Annotated[
+    int, typer.Option(help="Images per batch.", metavar="N", rich_help_panel=SAMPLING)
+]
 GridOpt = Annotated[
     Path | None,
     _option(
         "Write an 8x8 PNG grid of samples decoded from fixed latent vectors, so grids of "
-        "different models compare image by image."
+        "different models compare image by image.",
+        OUTPUT,
+        metavar="FILE",
     ),
 ]
 CompareGridOpt = Annotated[
     Path | None,
     _option(
         "The model before forgetting: its grid goes left of this model's, in --grid (and the "
-        "--reference's, if given, right of it)."
+        "--reference's, if given, right of it).",
+        OUTPUT,
+        metavar="FILE",
     ),
 ]
 ShadowOpt = Annotated[
@@ -77,27 +114,46 @@ ShadowOpt = Annotated[
     _option(
         "A shadow VAE: trained like the model on data that holds neither the forgotten samples "
         "nor the test split. Repeatable; with it the report adds the calibrated "
-        'membership-inference attack (README, "Memorisation").'
+        'membership-inference attack (README, "Memorisation").',
+        SCORE,
+        metavar="FILE",
     ),
 ]
-MaxFratioOpt = Annotated[float | None, _option("Gate: exit 3 when fratio is above this.")]
-MaxFidOpt = Annotated[float | None, _option("Gate: exit 3 when FID is above this.")]
-MaxMiaOpt = Annotated[float | None, _option("Gate: exit 3 when the MIA AUC is above this.")]
-MinIsOpt = Annotated[float | None, _option("Gate: exit 3 when IS is below this.")]
+MaxFratioOpt = Annotated[
+    float | None, _option("Gate: exit 3 when fratio is above this.", GATES, metavar="X")
+]
+MaxFidOpt = Annotated[
+    float | None, _option("Gate: exit 3 when FID is above this.", GATES, metavar="X")
+]
+MaxMiaOpt = Annotated[
+    float | None, _option("Gate: exit 3 when the MIA AUC is above this.", GATES, metavar="X")
+]
+MinIsOpt = Annotated[
+    float | None, _option("Gate: exit 3 when IS is below this.", GATES, metavar="X")
+]
 MinPrecisionOpt = Annotated[
     float | None,
-    _option("Gate: exit 3 when precision (share of samples that look like real data) is below."),
+    _option(
+        "Gate: exit 3 when precision (share of samples that look like real data) is below.",
+        GATES,
+        metavar="X",
+    ),
 ]
 MinPixelPrecisionOpt = Annotated[
     float | None,
-    _option("Gate: exit 3 when pixel precision (needs no judge) is below this."),
+    _option(
+        "Gate: exit 3 when pixel precision (needs no judge) is below this.", GATES, metavar="X"
+    ),
 ]
 LikeReferenceOpt = Annotated[
     bool,
     _option(
         "Gate: exit 3 unless the model forgot like --reference: fratio at most its + 0.02, "
         "precision at least 0.9 x its, FID at most 1.2 x its, retain -ELBO at most 1.1 x its, "
-        "time at most 10% of its training time. Needs --judge and --reference."
+        "time at most 10% of its training time. Needs --judge and --reference.",
+        GATES,
+        "--like-reference",
+        metavar="",
     ),
 ]
 
@@ -169,9 +225,10 @@ def _table(result: dict):
     columns = [("", "bold"), ("metric", None), ("value", None)]
     if scored:
         columns.append(("reference", None))
-    for name, style in (*columns, ("", "dim")):
+    for name, style in columns:  # numbers and names stay whole
         right = name in ("value", "reference")
-        table.add_column(name, style=style, justify="right" if right else "left")
+        table.add_column(name, style=style, justify="right" if right else "left", no_wrap=True)
+    table.add_column("", style="dim")  # the notes wrap when the terminal is narrow
     for group, metric, value, ref_value, note in _rows(result):
         if group and table.row_count:
             table.add_section()
@@ -201,6 +258,15 @@ def _verdict(result: dict) -> str:
     return "misses --like-reference: " + "; ".join(failed)
 
 
+EVALUATE_EXAMPLES = (
+    "unlearn evaluate forgot.safetensors --judge judge.safetensors",
+    "unlearn evaluate forgot.safetensors --judge judge.safetensors"
+    " --reference retrained.safetensors --like-reference",
+    "unlearn evaluate forgot.safetensors --grid grid.png --compare-grid original.safetensors",
+    "unlearn evaluate forgot.safetensors --judge judge.safetensors --max-fratio 0.02 --json",
+)
+
+
 @handle_errors
 def evaluate(
     model: ModelArg,
@@ -212,8 +278,8 @@ def evaluate(
     samples: SamplesOpt = defaults.SAMPLES,
     seed: SeedOpt = defaults.EVAL_SEED,
     batch_size: BatchOpt = defaults.EVAL_BATCH_SIZE,
-    device: DeviceOpt = "auto",
-    data_dir: DataDirOpt = None,
+    device: Annotated[str, in_panel(DEVICE_OPTION, DATA)] = "auto",
+    data_dir: Annotated[Path | None, in_panel(DATA_DIR_OPTION, DATA)] = None,
     grid: GridOpt = None,
     compare_grid: CompareGridOpt = None,
     max_fratio: MaxFratioOpt = None,
@@ -223,7 +289,7 @@ def evaluate(
     min_precision: MinPrecisionOpt = None,
     min_pixel_precision: MinPixelPrecisionOpt = None,
     like_reference: LikeReferenceOpt = False,
-    json_out: JsonOpt = False,
+    json_out: Annotated[bool, in_panel(JSON_OPTION, OUTPUT)] = False,
 ) -> None:
     """Score a generator: privacy, utility and cost, grouped as in the paper's Table 1.
 
@@ -310,7 +376,7 @@ def evaluate(
     if json_out:
         print_json(result)
     else:
-        out.print(_table(result))
+        print_table(_table(result))
     failed = [f"{flag_of(gate)} {message}" for gate, message in gates(result, limits)]
     if like_reference:
         failed += [f"--like-reference: {message}" for message in reference_failures(result)]

@@ -8,16 +8,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from unlearn_cli.cli.method_options import METHOD_HELP, PANEL, with_method_settings
 from unlearn_cli.cli.output import (
-    DataDirOpt,
-    DeviceOpt,
-    JsonOpt,
+    DATA_DIR_OPTION,
+    DEVICE_OPTION,
+    JSON_OPTION,
     err,
     handle_errors,
+    in_panel,
     out,
     print_json,
 )
-from unlearn_cli.methods.settings import help_for
 
 if TYPE_CHECKING:
     from unlearn_cli.workflows.forget import Plan
@@ -99,69 +100,107 @@ def note(message: str) -> None:
     err.print(message, markup=False, highlight=False)
 
 
+WHAT = "What to forget"
+OUTPUT = "Output"
+DATA = "Data and device"
+
+FORGET_EXAMPLES = (
+    "unlearn forget vae-mnist138.safetensors --class 1",
+    "unlearn forget vae-mnist138.safetensors --class 1 --method surgery",
+    "unlearn forget vae-celeba.safetensors --attribute Male --data-dir ~/data/celeba",
+    "unlearn forget vae-mnist138.safetensors --manifest requests.yaml --ledger receipts.jsonl",
+    "unlearn forget vae-mnist138.safetensors --indices 7,17,31 --dry-run",
+)
+
+
 @handle_errors
+@with_method_settings
 def forget(
-    checkpoint: Annotated[Path, typer.Argument(help="The VAE checkpoint to unlearn from.")],
+    checkpoint: Annotated[
+        Path, typer.Argument(help="The VAE checkpoint to unlearn from.", metavar="CHECKPOINT")
+    ],
     class_: Annotated[
-        list[int] | None, typer.Option("--class", help="MNIST digit to forget (repeatable).")
+        list[int] | None,
+        typer.Option(
+            "--class",
+            help="MNIST digit to forget (repeatable).",
+            metavar="DIGIT",
+            rich_help_panel=WHAT,
+        ),
     ] = None,
     attribute: Annotated[
         list[str] | None,
-        typer.Option(help="CelebA attribute whose samples to forget, e.g. Male (repeatable)."),
+        typer.Option(
+            help="CelebA attribute whose samples to forget, e.g. Male (repeatable).",
+            metavar="NAME",
+            rich_help_panel=WHAT,
+        ),
     ] = None,
     indices: Annotated[
-        str | None, typer.Option(help="Training-sample identities, e.g. 12,40,77.")
+        str | None,
+        typer.Option(
+            help="Training-sample identities, e.g. 12,40,77.", metavar="IDS", rich_help_panel=WHAT
+        ),
     ] = None,
     indices_file: Annotated[
         Path | None,
         typer.Option(
-            help="File of identities or CelebA file names, one per line or comma-separated."
+            help="File of identities or CelebA file names, one per line or comma-separated.",
+            metavar="FILE",
+            rich_help_panel=WHAT,
         ),
     ] = None,
     manifest: Annotated[
         list[Path] | None,
         typer.Option(
-            help="YAML batch of deletion requests (see README); repeatable, all applied as one "
-            "operation."
+            help="YAML batch of deletion requests (docs/manifests.md); repeatable, all applied "
+            "as one operation.",
+            metavar="FILE",
+            rich_help_panel=WHAT,
         ),
     ] = None,
     method: Annotated[
-        str,
-        typer.Option(
-            help="redirect (ours, forgets like retraining; see README), surgery (the paper), "
-            "ascent, fu or retrain."
-        ),
+        str, typer.Option(help=METHOD_HELP, metavar="NAME", rich_help_panel=PANEL)
     ] = "redirect",
-    params: Annotated[str | None, typer.Option(help=help_for("params"))] = None,
-    projection: Annotated[str | None, typer.Option(help=help_for("projection"))] = None,
-    lr: Annotated[float | None, typer.Option(help=help_for("lr"))] = None,
-    batch_size: Annotated[int | None, typer.Option(help=help_for("batch_size"))] = None,
-    epochs: Annotated[int | None, typer.Option(help=help_for("epochs"))] = None,
-    retain_epochs: Annotated[float | None, typer.Option(help=help_for("retain_epochs"))] = None,
-    covariance: Annotated[str | None, typer.Option(help=help_for("covariance"))] = None,
-    targets: Annotated[str | None, typer.Option(help=help_for("targets"))] = None,
-    npo_weight: Annotated[float | None, typer.Option(help=help_for("npo_weight"))] = None,
-    npo_beta: Annotated[float | None, typer.Option(help=help_for("npo_beta"))] = None,
-    steps: Annotated[int | None, typer.Option(help=help_for("steps"))] = None,
-    alpha: Annotated[float | None, typer.Option(help=help_for("alpha"))] = None,
-    repair_steps: Annotated[int | None, typer.Option(help=help_for("repair_steps"))] = None,
-    seed: Annotated[int | None, typer.Option(help=help_for("seed"))] = None,
-    device: DeviceOpt = "auto",
-    data_dir: DataDirOpt = None,
+    device: Annotated[str, in_panel(DEVICE_OPTION, DATA)] = "auto",
+    data_dir: Annotated[Path | None, in_panel(DATA_DIR_OPTION, DATA)] = None,
     out_path: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Checkpoint to write. \\[default: INPUT-forget-METHOD.safetensors]"
+            "--out",
+            help="Checkpoint to write. \\[default: INPUT-forget-METHOD.safetensors]",
+            metavar="FILE",
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
     ledger: Annotated[
-        Path | None, typer.Option(help="Append one JSON receipt line per request.")
+        Path | None,
+        typer.Option(
+            help="Append one JSON receipt line per request.",
+            metavar="FILE",
+            rich_help_panel=OUTPUT,
+        ),
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option(help="Show what each request selects; write nothing.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Show what each request selects; write nothing.",
+            metavar="",
+            rich_help_panel=OUTPUT,
+        ),
     ] = False,
-    force: Annotated[bool, typer.Option(help="Overwrite the default output if it exists.")] = False,
-    json_out: JsonOpt = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Overwrite the default output if it exists.",
+            metavar="",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
+    json_out: Annotated[bool, in_panel(JSON_OPTION, OUTPUT)] = False,
+    settings: dict[str, Any] | None = None,
 ) -> None:
     """Make a VAE forget a class, an attribute or individual samples, and record it."""
     from unlearn_cli.cli.selectors import all_requests
@@ -174,23 +213,7 @@ def forget(
     requests = all_requests(class_ or [], attribute or [], indices, indices_file, manifests)
     algo = get_method(method)
     ckpt = load_checkpoint(checkpoint, "vae")
-    options = dict(
-        params=params,
-        projection=projection,
-        lr=lr,
-        batch_size=batch_size,
-        epochs=epochs,
-        retain_epochs=retain_epochs,
-        covariance=covariance,
-        targets=targets,
-        npo_weight=npo_weight,
-        npo_beta=npo_beta,
-        steps=steps,
-        alpha=alpha,
-        repair_steps=repair_steps,
-        seed=seed,
-    )
-    cfg = configure(algo, ckpt, options)
+    cfg = configure(algo, ckpt, settings or {})
     dev = resolve_device(device)
     target = out_path or default_out(checkpoint, method)
     overwrite = out_path is not None or force

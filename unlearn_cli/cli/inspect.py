@@ -13,9 +13,18 @@ from unlearn_cli.cli.output import JsonOpt, handle_errors, key_value_table, prin
 SHOWN_REQUESTS = 50  # rows of the request table; --json lists every request
 
 
+INSPECT_EXAMPLES = (
+    "unlearn inspect forgot.safetensors",
+    "unlearn inspect forgot.safetensors --json",
+)
+
+
 @handle_errors
 def inspect(
-    checkpoint: Annotated[Path, typer.Argument(help="The checkpoint to describe (VAE or judge).")],
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(help="The checkpoint to describe (VAE or judge).", metavar="CHECKPOINT"),
+    ],
     json_out: JsonOpt = False,
 ) -> None:
     """Show what a checkpoint is, what it was trained on, and every forget in its lineage."""
@@ -54,8 +63,9 @@ def inspect(
 def lineage_table(lineage: list[dict]) -> Table:
     table = Table(title="lineage (oldest first)", title_justify="left")
     for col in ("#", "created", "method", "requests", "forgotten", "retained", "seconds"):
-        table.add_column(col, justify="right" if col not in ("created", "method") else "left")
-    table.add_column("parent sha256")
+        numeric = col not in ("created", "method")
+        table.add_column(col, justify="right" if numeric else "left", no_wrap=numeric)
+    table.add_column("parent sha256", overflow="fold")  # folds onto more lines, never cut
     for op in lineage:
         table.add_row(
             str(op["number"]),
@@ -74,7 +84,7 @@ def request_table(lineage: list[dict]) -> Table:
     rows = [(op["number"], r) for op in lineage for r in op["requests"]]
     table = Table(title="requests honoured", title_justify="left")
     for col in ("#", "request", "selector", "received", "note"):
-        table.add_column(col, justify="right" if col == "#" else "left")
+        table.add_column(col, justify="right" if col == "#" else "left", overflow="fold")
     for n, r in rows[:SHOWN_REQUESTS]:
         table.add_row(str(n), r["id"], r["selector"], r.get("received") or "", r.get("note") or "")
     if len(rows) > SHOWN_REQUESTS:

@@ -6,6 +6,7 @@ warnings go to stderr.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import os
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 
 from unlearn_cli.errors import EXIT_FAILURE, UnlearnError
@@ -23,18 +24,37 @@ from unlearn_cli.launch import env_rank
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-_DEVICE = typer.Option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
-DeviceOpt = Annotated[str, _DEVICE]
-OptionalDeviceOpt = Annotated[str | None, _DEVICE]  # None: a config or experiment file decides
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-DataDirOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Where the data lives: a torchvision MNIST root or a CelebA "
-        "folder. MNIST defaults to the embedded copy.",
-    ),
-]
+DEVICE_OPTION = typer.Option(
+    "--device", help="auto (CUDA when available), cpu, cuda or cuda:N.", metavar="DEVICE"
+)
+JSON_OPTION = typer.Option("--json", help="Print one JSON document on stdout.", metavar="")
+DATA_DIR_OPTION = typer.Option(
+    "--data-dir",
+    help="Where the data lives: a torchvision MNIST root or a CelebA folder. MNIST defaults to "
+    "the embedded copy.",
+    metavar="DIR",
+)
+
+
+def in_panel(option: Any, name: str) -> Any:
+    """A copy of a shared option (`DEVICE_OPTION`, `JSON_OPTION`, `DATA_DIR_OPTION`) listed
+    under help panel `name`: `Annotated[str, in_panel(DEVICE_OPTION, "Data and device")]`."""
+    option = copy.copy(option)
+    option.rich_help_panel = name
+    return option
+
+
+DeviceOpt = Annotated[str, DEVICE_OPTION]
+OptionalDeviceOpt = Annotated[
+    str | None, DEVICE_OPTION
+]  # None: a config or experiment file decides
+JsonOpt = Annotated[bool, JSON_OPTION]
+DataDirOpt = Annotated[Path | None, DATA_DIR_OPTION]
+
+
+def examples(commands: tuple[str, ...]) -> str:
+    """The end of a command's help: a few command lines a user can copy."""
+    return "Examples:\n\n" + "\n\n".join(f"  {c}" for c in commands)
 
 
 def quiet_unless_main() -> None:
@@ -90,10 +110,20 @@ def handle_errors(fn):
     return wrapper
 
 
-def print_table(table: Table) -> None:
-    """Tables fit the terminal; piped into a file or a CI log they get room for every column."""
-    console = out if out.is_terminal else Console(soft_wrap=True, width=240)
-    console.print(table)
+WIDE_LOG = 240  # a table piped into a file or a CI log gets room for every column
+
+
+def table_width() -> int:
+    """The width tables are drawn at: COLUMNS when set, the terminal's, or WIDE_LOG."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit():
+        return int(columns)
+    return out.width if out.is_terminal else WIDE_LOG
+
+
+def print_table(table: RenderableType) -> None:
+    """A table (or text) drawn to fit `table_width()`: text wraps, no-wrap cells stay whole."""
+    Console(width=table_width(), file=out.file).print(table)
 
 
 def print_json(data: Any) -> None:
@@ -103,8 +133,8 @@ def print_json(data: Any) -> None:
 
 def key_value_table(title: str, rows: dict[str, Any]) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")  # a hash an auditor copies folds, never loses a digit
     for k, v in rows.items():
         table.add_row(k, str(v))
     return table

@@ -167,6 +167,14 @@ def fit(
     )
 
 
+TRAIN_EXAMPLES = (
+    "unlearn train --classes 1,3,8",
+    "unlearn train --model judge --classes 1,3,8",
+    "unlearn train --classes 1,3,8 --exclude requests.yaml",
+    "unlearn train --dataset celeba --data-dir ~/data/celeba",
+)
+
+
 @handle_errors
 def train(
     model: Annotated[
@@ -231,11 +239,15 @@ def train(
     download: Annotated[
         bool,
         typer.Option(
-            help="Download MNIST into --data-dir first (torchvision's mirrors; needs a network)."
+            "--download",
+            help="Download MNIST into --data-dir first (torchvision's mirrors; needs a network).",
+            metavar="",
         ),
     ] = False,
     json_out: JsonOpt = False,
-    force: Annotated[bool, typer.Option(help="Overwrite an existing output file.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing output file.", metavar="")
+    ] = False,
 ) -> None:
     """Train a VAE or a judge from scratch and write a self-describing checkpoint."""
     s = _settings(

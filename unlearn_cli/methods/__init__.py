@@ -24,7 +24,14 @@ if TYPE_CHECKING:
     from unlearn_cli.engine.progress import Progress
     from unlearn_cli.models import VAE
 
-from unlearn_cli.methods.settings import CONFIGS, METHOD_NAMES, PAPER_LR
+from unlearn_cli.methods.settings import (
+    METHOD_NAMES,
+    METHODS,
+    PAPER_LR,
+    all_settings,
+    config_of,
+    settings_of,
+)
 
 
 class MethodConfig(Protocol):
@@ -71,38 +78,31 @@ class UnlearningMethod(Protocol):
 
 
 def get_method(name: str) -> UnlearningMethod:
+    """The method registered as `name` (`settings.METHODS`)."""
+    import importlib
+
     from unlearn_cli.errors import suggest
 
-    cls: type[UnlearningMethod]
-    if name == "redirect":
-        from unlearn_cli.methods.redirect import Redirect as cls
-    elif name == "surgery":
-        from unlearn_cli.methods.surgery import Surgery as cls
-    elif name == "ascent":
-        from unlearn_cli.methods.ascent import Ascent as cls
-    elif name == "fu":
-        from unlearn_cli.methods.fu import FeatureUnlearning as cls
-    elif name == "retrain":
-        from unlearn_cli.methods.retrain import Retrain as cls
-    else:
+    if name not in METHODS:
         raise UsageError(
             f"unknown method {name!r}{suggest(name, METHOD_NAMES)}; "
             f"choose one of: {', '.join(METHOD_NAMES)}"
         )
-    return cls()
+    entry = METHODS[name]
+    return getattr(importlib.import_module(entry.module), entry.cls)()
 
 
 def check_options(name: str, options: dict[str, Any]) -> None:
     """A UsageError for the first of `options` that method `name` has no field for or that is
     out of its range, before any checkpoint is at hand (an experiment file is checked so)."""
     check_known(name, options)
-    CONFIGS[name](**options).validate()
+    config_of(name)(**options).validate()
 
 
 def check_known(name: str, options: dict[str, Any]) -> None:
     """A UsageError for the first of `options` that method `name` has no field for."""
-    fields = {f.name for f in dataclasses.fields(CONFIGS[name])}
-    unknown = sorted(set(options) - fields)
+    fields = settings_of(name)
+    unknown = sorted(set(options) - set(fields))
     if unknown:
         raise UsageError(
             f"does not apply to the {name} method (its settings: {', '.join(sorted(fields))})",
@@ -111,16 +111,9 @@ def check_known(name: str, options: dict[str, Any]) -> None:
 
 
 def option_types() -> dict[str, type]:
-    """Every option a method's config has, with its type: what an experiment file may set for
-    a method run (`seed` excepted: an experiment sets it per seed). Read from the config
-    dataclasses themselves, so a new option needs no second list."""
-    types = {"float": float, "int": int, "str": str, "bool": bool}
-    found: dict[str, type] = {}
-    for config in CONFIGS.values():
-        for f in dataclasses.fields(config):
-            if f.name != "seed":
-                found.setdefault(f.name, types[str(f.type)])
-    return found
+    """Every setting a method run of an experiment file may give, with its type (`seed`
+    excepted: an experiment sets it per seed)."""
+    return {name: kind for name, kind in all_settings().items() if name != "seed"}
 
 
 def configure(method: UnlearningMethod, ckpt: Checkpoint, overrides: dict[str, Any]) -> Any:

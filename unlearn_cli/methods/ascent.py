@@ -4,7 +4,7 @@ The same loop as surgery without the projection: each step follows -g_f, the dir
 raises the training loss on D_f, with nothing to protect D_r. One pass over D_f, Adam, the same
 step size as surgery (paper, Appendix A.1: "we keep the same step size ... for fair comparison").
 The paper updates every parameter (`params="all"`); the default here is the decoder only, as for
-surgery, and the row label says "restricted to the decoder".
+surgery, and the row label says "decoder".
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from unlearn_cli.methods import (
     train_only,
 )
 from unlearn_cli.methods.settings import AscentConfig
-from unlearn_cli.methods.surgery import make_optimizer, shuffled
+from unlearn_cli.methods.steps import make_optimizer, shuffled
 
 
 class Ascent:
     name = "ascent"
-    title = "GRAD. ASCNT. (restricted to the decoder)"  # the label of the default params
+    title = "GRAD. ASCNT. (decoder)"  # the label of the default params
 
     def title_for(self, cfg: AscentConfig) -> str:
         """The row label of a run with `cfg`: the paper's ascent updates every parameter, so a

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from unlearn_cli.engine.train import make_loader, to_device
-from unlearn_cli.methods.surgery import (
+from unlearn_cli.methods.steps import (
     endless,
     flat_grad,
     project,

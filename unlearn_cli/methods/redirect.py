@@ -1,64 +1,16 @@
-"""Redirect (ours): make the prior draw retained data where it drew the forgotten data.
+"""Redirect (ours): make the prior draw retained data where it drew the forgotten data, as a model
+retrained on D_r does, from the checkpoint and its training data alone (no judge, no labels).
 
-Gradient surgery ascends the training loss on D_f. That loss has no upper bound, so the decoder's
-forget region collapses onto whatever image maximises it: a saturated blob that a closed-set
-judge must still call one of its classes. A model retrained on D_r does something else: the whole
-prior decodes to retained data. Redirect gets there in three moves, from the checkpoint and its
-training data alone (no judge, no labels, so classes, attributes and samples alike):
+0. Keep training on D_r for a short stretch (`keep_training`), every parameter.
+1. Refit the prior in closed form to the retained data's aggregate posterior (`refit_prior`):
+   no reconstruction changes, but prior mass leaves the forgotten region.
+2. Redirect what is left (`redirect_pass`): one pass over D_f in which the decoder learns to draw,
+   at each forgotten sample's posterior draw, a retained decoding that looks like it, beside the
+   training loss on D_r, and is pushed away from the forgotten image itself (bounded, as in NPO).
+3. Raise memorised samples' loss to held-out data's level (`membership.match`), when there are any.
 
-0. **Keep training on D_r**, every parameter, the training loss at the checkpoint's own
-   learning rate and batch size: the first stretch of a retraining, from the trained weights.
-   The encoder and decoder start to settle around the retained data alone, and the retained
-   digits that the original drew half like the forgotten one (a blurred 3 that passes for an 8)
-   come out plainer, as retraining draws them; the redirect below cannot reach those, since
-   they lie outside the forgotten region. How far retraining would move the model grows with
-   what is removed, so this step sees `retain_ratio` (10) retained images per forgotten one, and
-   at most `retain_epochs` passes over D_r (a quarter of one): a class costs 0.25 / E of
-   retraining's E epochs, a request for a few samples a few steps.
-1. **Refit the prior** (closed form). The retained data's aggregate posterior is summarised by
-   its mean m and covariance C (the covariance of the posterior means plus the mean posterior
-   variance). Folding z_old = m + C^(1/2) z_new into the encoder's last layer and the decoder's
-   first layer changes no reconstruction, yet N(0, I) now covers where the retained data lives
-   rather than where all the data lived: prior mass leaves the forgotten region. The whole
-   covariance matters (`covariance="full"`): the forgotten data lies where the retained data's
-   correlated dimensions leave a gap, which a per-dimension fit (`"diagonal"`, the default
-   before) does not see, so under it a forgotten class can sit as near the prior's centre as
-   the retained data (README, "Full refit"). With `refit_twice` (not the default; README,
-   "Push away") the prior is refitted before step 0 as well, so that step 0
-   trains under the refitted prior, and refitted again after it.
-2. **Redirect what is left**, one pass over D_f. Each forget sample's posterior draw z_f gets a
-   target among the *interior* retained latents, those whose k nearest neighbours are all
-   retained, so that the target is plainly retained content and not a look-alike of the
-   forgotten: of the `local_k` (20) interior latents nearest to the draw, the one whose
-   (refitted) decoding is nearest to the sample's reconstruction in pixel space
-   (`targets="local"`). Similar forgotten images get similar targets, as a retrained decoder
-   draws at a forgotten image's latent the retained image that best reconstructs it; the
-   nearest latent's decoding alone (`"latent"`, the default before) gives neighbouring draws
-   unrelated targets, which the decoder fits as a blur. The decoder descends the Bernoulli
-   cross-entropy to that target (bounded: its minimum is a retained image) together with the
-   training loss on a retain batch, each weighted by its share of the training set
-   (`weighting="share"`): the loss of training on D with D_f's images replaced by retained
-   ones. A small forget share therefore moves the decoder little; with equal weights, a digit
-   that is a tenth of the data was redirected as hard as one that is a third, and the whole
-   decoder lost diversity (README, "Redirect"). Whenever the redirect gradient conflicts with
-   the retain gradient g_r, its component along g_r is removed first (the paper's protection
-   of D_r, in PCGrad's conflict-only form, since both objectives descend). Beside that pull
-   toward the target, the decoder is pushed away from the forgotten image at the same draw,
-   bounded as in NPO (`npo_weight`, `npo_beta`; `redirect_loss`): the pull alone leaves the
-   decoder able to draw the forgotten content wherever the blurred retained samples look like
-   it, outside the region it redirects (README, "Push away"). Two variants, not
-   the default (README, "Push away"): `targets="pixel"` makes the pixel pick
-   among the whole bank, and `weighting="prior"` also weighs each redirect draw by the prior's
-   density there, relative to a typical retained draw's, up to equal weight.
-
-A fourth, `membership.match`, raises the loss of samples that the model memorised to where
-held-out data's sits; it skips itself when the gap is too small to show on the request, or when
-the forgotten samples already sit past it (a redirected class).
-
-For individual samples the local target is a retained look-alike of the same kind, so the
-model stops reproducing the sample and keeps drawing its kind, as retraining without it does.
-The latent statistics and the target bank use at most `bank_size` retained samples, so the
-method's cost does not grow with the training set beyond step 0 and one pass over D_f.
+docs/methods.md gives the reasons for each step and for the constants below; docs/benchmarks.md
+the measurements that chose them.
 """
 
 from __future__ import annotations
@@ -82,7 +34,7 @@ from unlearn_cli.methods import (
     train_only,
 )
 from unlearn_cli.methods.settings import RedirectConfig
-from unlearn_cli.methods.surgery import (
+from unlearn_cli.methods.steps import (
     endless,
     flat_grad,
     make_optimizer,
@@ -91,6 +43,14 @@ from unlearn_cli.methods.surgery import (
     set_grad,
     shuffled,
 )
+
+BANK_SIZE = 4096  # retained samples encoded for the refit and the targets: cost flat in |D_r|
+INTERIOR_K = 10  # a target's nearest bank neighbours that must all be retained
+LOCAL_K = 20  # bank latents nearest to a forgotten draw among which its target is picked
+MIN_STEPS = 50  # a request of a few samples still gets enough steps to move the decoder
+RETAIN_RATIO = 10  # step 0's retained images per forgotten one, up to retain_epochs passes
+NPO_BETA = 0.1  # per nat: the push fades once a forgotten image is ~1 / NPO_BETA nats worse
+PROJECTION = "conflict"  # both objectives descend, so only a conflicting component is removed
 
 BANK_BATCH = 1000  # images encoded, or latents decoded, per forward pass over the bank
 
@@ -113,12 +73,14 @@ def linear_layers(module: nn.Module) -> list[nn.Linear]:
 
 @torch.no_grad()
 def refit_prior(
-    model, mu: torch.Tensor, logvar: torch.Tensor, full: bool = True
+    model, mu: torch.Tensor, logvar: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fold z_old = m + C^(1/2) z_new into the VAE (in place), with m the mean and C the
     covariance of the retained aggregate posterior (the posterior means' covariance plus the
-    mean posterior variance), whole (`full`) or its diagonal only. Returns (m, A, shift), with
-    which the encoder now gives mu_new = A (mu_old - m) and logvar_new = logvar_old + shift.
+    mean posterior variance). Returns (m, A, shift), with which the encoder now gives
+    mu_new = A (mu_old - m) and logvar_new = logvar_old + shift. The whole covariance, not its
+    diagonal: the forgotten data lies where the retained data's correlated dimensions leave a
+    gap, which a per-dimension fit does not see.
 
     The decoder's fold is exact. With the full C the posterior's variance turns into new
     coordinates on average only (a diagonal posterior stays diagonal): its per-dimension shift
@@ -127,8 +89,6 @@ def refit_prior(
     m = mu.mean(0)  # (z,)
     var = logvar.exp().mean(0)  # (z,) mean posterior variance
     cov = torch.cov(mu.T) + torch.diag(var)  # (z, z)
-    if not full:
-        cov = torch.diag(cov.diagonal())
     lam, u = torch.linalg.eigh(cov)
     lam = lam.clamp(min=1e-6 * lam.max().item())  # a flat direction stays invertible
     root = u @ torch.diag(lam.sqrt()) @ u.T  # C^(1/2)
@@ -170,18 +130,16 @@ def redirect_targets(
     bank: torch.Tensor,
     drawn: torch.Tensor,
     generator: torch.Generator,
-    among: int | None,
+    among: int = LOCAL_K,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(z_f, target): a posterior draw for each forget image and, of the `among` bank latents
     nearest to that draw, the decoding (`drawn`, the bank's) nearest in pixel space to the
-    image's reconstruction. `targets: latent` is among = 1 (the nearest latent's decoding),
-    `local` among = local_k, `pixel` among = None (the whole bank)."""
+    image's reconstruction: similar forgotten images get similar targets, as a retrained
+    decoder draws at a forgotten image's latent the retained image that best reconstructs it."""
     mu, logvar = model.encode(x_f)  # (B, z) each
     noise = torch.randn(mu.shape, generator=generator).to(mu.device)
     z = mu + noise * torch.exp(0.5 * logvar)  # (B, z)
     recon = model.decode(mu).flatten(1)  # (B, P)
-    if among is None:  # the whole bank, without gathering a (B, N_bank, P) tensor
-        return z, drawn[torch.cdist(recon, drawn.flatten(1)).argmin(dim=1)]
     rows = torch.cdist(z, bank).topk(min(among, len(bank)), dim=1, largest=False).indices
     apart = (drawn.flatten(1)[rows] - recon[:, None]).pow(2).sum(2)  # (B, among) squared
     return z, drawn[rows.gather(1, apart.argmin(dim=1, keepdim=True)).squeeze(1)]
@@ -196,40 +154,34 @@ def redirect_loss(
     model,
     z: torch.Tensor,
     target: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    away: tuple[torch.Tensor, torch.Tensor, float, float] | None = None,
+    x_f: torch.Tensor | None = None,
+    start: torch.Tensor | None = None,
+    npo_weight: float = 0.0,
 ) -> torch.Tensor:
-    """Mean over the batch of the Bernoulli cross-entropy of decode(z) against `target`, each
-    draw weighted by `weight` (B,) when given.
+    """Mean over the batch of the Bernoulli cross-entropy of decode(z) against `target`.
 
-    `away` = (x_f, start, npo_weight, beta) adds NPO's bounded push away from the forgotten
-    images x_f: -(2 / beta) log sigmoid(beta * delta), with delta how much worse than at the
-    start (`start`, (B,) nats) decode(z) now reconstructs x_f. Its gradient is that of the
+    With `npo_weight`, NPO's bounded push away from the forgotten images `x_f` is added:
+    -(2 / beta) log sigmoid(beta * delta), with delta how much worse than at the start
+    (`start`, (B,) nats) decode(z) now reconstructs x_f. Its gradient is that of the
     cross-entropy to x_f, ascended, times 2 sigmoid(-beta * delta): full at first, fading once
     the forgotten image is a few 1 / beta nats worse explained, so it cannot run away as the
     paper's ascent does."""
     logits = model.decode_logits(z)  # (B, z) -> (B, C, H, W)
     loss = cross_entropy(logits, target)
-    if away is not None:
-        x_f, start, npo_weight, beta = away
+    if npo_weight and x_f is not None and start is not None:
         delta = cross_entropy(logits, x_f) - start
-        loss = loss - npo_weight * (2 / beta) * F.logsigmoid(beta * delta)
-    return (loss if weight is None else weight * loss).mean()
-
-
-def prior_weight(z: torch.Tensor, level: float, cap: float) -> torch.Tensor:
-    """(B,) the prior's density at each draw relative to its density at squared norm `level`
-    (a typical retained draw's), at most `cap`."""
-    return torch.exp(-0.5 * (z.pow(2).sum(1) - level)).clamp(max=cap)
+        loss = loss - npo_weight * (2 / NPO_BETA) * F.logsigmoid(NPO_BETA * delta)
+    return loss.mean()
 
 
 def keep_training(
     model, retain, forgotten: int, cfg: RedirectConfig, device, generator, progress
 ) -> None:
-    """Step 0: the training loss on `retain`, every parameter, for `cfg.retain_ratio` retained
-    images per forgotten one, `cfg.retain_epochs` passes at most."""
+    """Step 0: the training loss on `retain`, every parameter, for RETAIN_RATIO retained images
+    per forgotten one, `cfg.retain_epochs` passes at most: the first stretch of a retraining,
+    as long as what is removed asks for."""
     batches = shuffled(retain, cfg.batch_size, device, generator, cfg.seed)
-    passes = min(cfg.retain_epochs, cfg.retain_ratio * forgotten / len(retain))
+    passes = min(cfg.retain_epochs, RETAIN_RATIO * forgotten / len(retain))
     steps = math.ceil(passes * len(batches))
     if steps == 0:
         return
@@ -248,6 +200,67 @@ def keep_training(
     progress.done()
 
 
+@torch.no_grad()
+def targets_bank(model, forget, retain, generator, device, progress):
+    """Step 1 and what step 2 draws from: refit `model`'s prior to the retained data (in
+    place), then return the interior retained latents (the bank), a frozen copy of the refitted
+    model, and its decodings of the bank (every candidate target)."""
+    model.eval()
+    progress.start("redirect: encoding retained and forgotten samples", 2)
+    mu_r, logvar_r = encode_all(model, sample_of(retain, BANK_SIZE, generator), device)
+    share = min(1.0, BANK_SIZE / len(retain))  # the same share of D_f, for density
+    mu_f, _ = encode_all(
+        model, sample_of(forget, round(share * len(forget)) or 1, generator), device
+    )
+    progress.advance(2)
+    progress.done()
+    m, a, _ = refit_prior(model, mu_r, logvar_r)
+    mu_r, mu_f = (mu_r - m) @ a.T, (mu_f - m) @ a.T  # the same latents, new coordinates
+    bank = mu_r[interior(mu_r, mu_f, INTERIOR_K)]  # (N_bank, z)
+    if len(bank) == 0:
+        bank = mu_r  # every retained latent borders the forgotten: take the nearest
+    reference = copy.deepcopy(model).requires_grad_(False)  # draws the targets
+    return bank, reference, decode_all(reference, bank)  # drawn: (N_bank, C, H, W)
+
+
+def redirect_pass(model, reference, bank, drawn, forget, retain, cfg, device, generator, progress):
+    """Step 2: descend the cross-entropy to each forgotten draw's target (with the push away
+    from the forgotten image) and the training loss on D_r, each weighted by its share of the
+    training set: the loss of training on D with D_f's images replaced by retained ones.
+    Returns the parameters it trained and their optimizer, which step 3 continues."""
+    model.train()
+    params = scoped_parameters(model, cfg.params)
+    train_only(model, params)
+    opt = make_optimizer("adam", params, cfg.lr)
+    forget_batches = shuffled(forget, cfg.batch_size, device, generator, cfg.seed)
+    steps = max(cfg.epochs * len(forget_batches), MIN_STEPS) if cfg.epochs else 0
+    forget_stream = endless(forget_batches)
+    retain_stream = endless(shuffled(retain, cfg.batch_size, device, generator, cfg.seed))
+    share = len(forget) / (len(forget) + len(retain))
+    noise = generator  # posterior draws; under torchrun each rank its own stream
+    if distributed.world().size > 1:
+        noise = torch.Generator().manual_seed(distributed.rank_seed(cfg.seed))
+    progress.start("redirect", steps)
+    for _ in range(steps):
+        x_f, _, _ = to_device(next(forget_stream), device)
+        x_r, _, _ = to_device(next(retain_stream), device)
+        z, target = redirect_targets(reference, x_f, bank, drawn, noise)
+        start = None  # how well the model reconstructed x_f at z to start with, for the push
+        if cfg.npo_weight:
+            with torch.no_grad():
+                start = cross_entropy(reference.decode_logits(z), x_f)
+        loss_d = redirect_loss(model, z, target, x_f, start, cfg.npo_weight)
+        g_d = flat_grad(loss_d, params)
+        loss_r = model.loss(x_r)
+        g_r = flat_grad(loss_r, params)
+        g_d = project(g_d, g_r, PROJECTION)  # no longer raises the retain loss
+        set_grad(params, share * g_d + (1 - share) * g_r)  # redirect D_f, keep explaining D_r
+        opt.step()
+        progress.advance(1, f"redirect loss {loss_d.item():.1f}  retain {loss_r.item():.1f}")
+    progress.done()
+    return params, opt
+
+
 class Redirect:
     name = "redirect"
     title = "OURS (redirect)"
@@ -264,67 +277,11 @@ class Redirect:
         generator = seed_everything(cfg.seed)
         distributed.decorrelate(cfg.seed)  # under torchrun: each rank its own noise
         model = copy.deepcopy(ckpt.model).to(device)
-        if cfg.refit and cfg.refit_twice:  # step 0 then trains under the refitted prior
-            model.eval()
-            mu_r, logvar_r = encode_all(model, sample_of(retain, cfg.bank_size, generator), device)
-            refit_prior(model, mu_r, logvar_r, full=cfg.covariance == "full")
         keep_training(model, retain, len(forget), cfg, device, generator, progress)
-        model.eval()
-        progress.start("redirect: encoding retained and forgotten samples", 2)
-        mu_r, logvar_r = encode_all(model, sample_of(retain, cfg.bank_size, generator), device)
-        share = min(1.0, cfg.bank_size / len(retain))  # the same share of D_f, for density
-        mu_f, _ = encode_all(
-            model, sample_of(forget, round(share * len(forget)) or 1, generator), device
+        bank, reference, drawn = targets_bank(model, forget, retain, generator, device, progress)
+        params, opt = redirect_pass(
+            model, reference, bank, drawn, forget, retain, cfg, device, generator, progress
         )
-        progress.advance(2)
-        progress.done()
-        if cfg.refit:
-            m, a, shift = refit_prior(model, mu_r, logvar_r, full=cfg.covariance == "full")
-            mu_r, mu_f = (mu_r - m) @ a.T, (mu_f - m) @ a.T  # the same latents, new coordinates
-            logvar_r = logvar_r + shift
-        level = None  # with prior weights: E |z_r|^2, a typical retained draw's squared norm
-        if cfg.weighting == "prior":
-            level = (mu_r.pow(2) + logvar_r.exp()).sum(1).mean().item()
-        bank = mu_r[interior(mu_r, mu_f, cfg.interior_k)]  # (N_bank, z)
-        if len(bank) == 0:
-            bank = mu_r  # every retained latent borders the forgotten: take the nearest
-        reference = copy.deepcopy(model).requires_grad_(False)  # draws the targets
-        drawn = decode_all(reference, bank)  # (N_bank, C, H, W), every candidate target
-        among = {"latent": 1, "local": cfg.local_k, "pixel": None}[cfg.targets]
-        model.train()
-        params = scoped_parameters(model, cfg.params)
-        train_only(model, params)
-        opt = make_optimizer("adam", params, cfg.lr)
-        forget_batches = shuffled(forget, cfg.batch_size, device, generator, cfg.seed)
-        steps = max(cfg.epochs * len(forget_batches), cfg.min_steps) if cfg.epochs else 0
-        forget_stream = endless(forget_batches)
-        retain_stream = endless(shuffled(retain, cfg.batch_size, device, generator, cfg.seed))
-        share = len(forget) / (len(forget) + len(retain)) if cfg.weighting != "equal" else 0.5
-        noise = generator  # posterior draws; under torchrun each rank its own stream
-        if distributed.world().size > 1:
-            noise = torch.Generator().manual_seed(distributed.rank_seed(cfg.seed))
-        progress.start("redirect", steps)
-        for _ in range(steps):
-            x_f, _, _ = to_device(next(forget_stream), device)
-            x_r, _, _ = to_device(next(retain_stream), device)
-            z, target = redirect_targets(reference, x_f, bank, drawn, noise, among)
-            weight = prior_weight(z, level, 0.5 / share) if level is not None else None
-            away = None
-            if cfg.npo_weight:
-                with torch.no_grad():  # how well the model reconstructed x_f at z to start with
-                    start = cross_entropy(reference.decode_logits(z), x_f)
-                away = (x_f, start, cfg.npo_weight, cfg.npo_beta)
-            loss_d = redirect_loss(model, z, target, weight, away)
-            g_d = flat_grad(loss_d, params)
-            loss_r = model.loss(x_r)
-            g_r = flat_grad(loss_r, params)
-            if cfg.projection != "none":
-                g_d = project(g_d, g_r, cfg.projection)  # no longer raises the retain loss
-            # descend both: redirect D_f, keep explaining D_r
-            set_grad(params, share * g_d + (1 - share) * g_r)
-            opt.step()
-            progress.advance(1, f"redirect loss {loss_d.item():.1f}  retain {loss_r.item():.1f}")
-        progress.done()
         stats: dict[str, float] = {}
         if cfg.match_steps and heldout is not None:
             stats = membership.match(

@@ -17,7 +17,6 @@ from typing import Any
 from unlearn_cli import defaults
 from unlearn_cli.config import check_settings
 
-METHOD_NAMES = ("redirect", "surgery", "ascent", "fu", "retrain")
 SCOPES = ("all", "decoder")  # what an update may change: `methods.scoped_parameters`
 OPTIMIZERS = ("adam", "sgd")
 PAPER_LR = {"mnist": 5e-4, "celeba": 1e-5}  # the paper's one-shot learning rates (A.1)
@@ -55,106 +54,45 @@ class Settings:
         )
 
 
-ORIGINAL_BATCH = "the checkpoint's training batch size"
-ORIGINAL_LR = "the checkpoint's training learning rate"
+ORIGINAL_BATCH = "the checkpoint's"
+ORIGINAL_LR = "the checkpoint's"
 PAPER_LR_SHOWN = "5e-4 on MNIST, 1e-5 on CelebA, as the paper"
 
 
 @dataclass
 class RedirectConfig(Settings):
-    # with "share" weighting, chosen on seed 0 of MNIST138 forgetting 1, 3 and 8 and of ten
-    # digits forgetting 3 and 7 (README, "Redirect"), with the diagonal refit and latent targets
-    # of that release, then held fixed for every target and seed
+    """redirect's settings: each one a user has a reason to change (its design's fixed values
+    are constants in methods/redirect.py, and docs/methods.md says why)."""
+
+    # chosen on MNIST138 and ten digits, then held fixed for every target (docs/benchmarks.md)
     lr: float = setting(1.5e-4, "step size", positive=True)
     batch_size: int = setting(defaults.BATCH_SIZE, "images per step", ORIGINAL_BATCH, minimum=1)
     epochs: int = setting(1, "passes over D_f", minimum=0)  # 0 refits the prior only
-    min_steps: int = setting(50, "steps a small request still gets, cycling over D_f", minimum=0)
     params: str = setting(
         "decoder",
-        "what the steps train: decoder or all (the refit also moves the encoder's head)",
+        "what the update trains: decoder or all (the paper's scope)",
         choices=SCOPES,
-    )
-    projection: str = setting(
-        "conflict",
-        "remove the step's component along the retain gradient: conflict (when they "
-        "conflict), always or none",
-        choices=("always", "conflict", "none"),
-    )
-    weighting: str = setting(
-        "share",
-        "share (weigh the redirect and retain losses by the shares of D_f and D_r), equal, or "
-        "prior (share, each redirect draw also weighted by the prior's density there relative "
-        "to a typical retained draw's, up to equal)",
-        choices=("share", "equal", "prior"),
-    )
-    # 10: of 1, 3 and 10 on the ten-digit 8, seeds 1 and 2 (where the default without it
-    # missed), the one with room on both sides (30 passes there too); then held fixed for every
-    # target and seed (README, "Push away")
-    npo_weight: float = setting(
-        10.0,
-        "weight of the bounded push of the decoder away from each forgotten image, beside the "
-        "pull toward its target (NPO, Zhang et al. 2024; 0 turns it off)",
-        minimum=0,
-    )
-    npo_beta: float = setting(
-        0.1, "NPO's inverse temperature, per nat: the push fades past 1 / npo_beta", positive=True
     )
     retain_epochs: float = setting(
         0.25,
-        "passes over D_r of plain training (every parameter) before the refit, at most; "
-        "0 skips them",
+        "passes at most over D_r of plain training first; 0 skips them",
         minimum=0,
-    )
-    retain_ratio: float = setting(
-        10.0, "retained images that training sees per forgotten one, up to retain_epochs", minimum=0
     )
     retain_lr: float = setting(
         defaults.LR, "step size of that training", ORIGINAL_LR, positive=True
     )
-    refit: bool = setting(True, "refit the prior first; false redirects in the old latent space")
-    refit_twice: bool = setting(
-        False,
-        "with refit: also refit before step 0, so that its training on D_r is under the "
-        'refitted prior, then refit again (README, "Push away")',
-    )
-    covariance: str = setting(
-        "full",
-        "the refitted prior's Gaussian: diagonal (each dimension's spread) or full (with the "
-        "correlations between dimensions)",
-        choices=("diagonal", "full"),
-    )
-    bank_size: int = setting(4096, "retained samples encoded for the refit and the target bank")
-    interior_k: int = setting(
-        10, "a target's nearest bank neighbours that must all be retained", minimum=1
-    )
-    targets: str = setting(
-        "local",
-        "which interior decoding a forget sample is redirected to: latent (nearest to its "
-        "posterior draw), pixel (nearest to its reconstruction, in pixel space) or local (of "
-        "the local_k nearest to the draw, the one nearest to the reconstruction)",
-        choices=("latent", "pixel", "local"),
-    )
-    local_k: int = setting(
-        20, "with targets local: bank latents nearest to the draw to pick among", minimum=1
+    # chosen on the ten-digit 8 and 9, then held fixed for every target (docs/benchmarks.md)
+    npo_weight: float = setting(
+        10.0,
+        "weight of the bounded push away from each forgotten image (NPO); 0 turns it off",
+        minimum=0,
     )
     match_steps: int = setting(
         200,
-        "steps at most of step 3: raise each forgotten sample's loss to where held-out data's "
-        "sits, no further (0 skips it)",
+        "steps at most raising memorised samples' loss to held-out data's; 0 skips them",
         minimum=0,
     )
     seed: int = setting(0, "seeds the batches")
-
-    def validate(self) -> None:
-        super().validate()
-        from unlearn_cli.errors import UsageError
-
-        if self.bank_size <= self.interior_k:
-            raise UsageError(
-                f"must exceed interior_k ({self.interior_k}), got {self.bank_size}", "bank_size"
-            )
-        if self.refit_twice and not self.refit:
-            raise UsageError("needs refit: drop it, or keep refit on", "refit_twice")
 
 
 @dataclass
@@ -167,7 +105,7 @@ class SurgeryConfig(Settings):
     # the decoder by default because the encoder absorbs the ascent (README, "Which
     # parameters"), and the row label says so (Surgery.title_for)
     params: str = setting(
-        "decoder", "what the update changes: decoder, or all (the paper's)", choices=SCOPES
+        "decoder", "what the update trains: decoder or all (the paper's scope)", choices=SCOPES
     )
     projection: str = setting(
         "always",
@@ -193,7 +131,7 @@ class AscentConfig(Settings):
     # the decoder by default, as surgery, so the two differ only by the projection, and the
     # row label says so (Ascent.title_for)
     params: str = setting(
-        "decoder", "what the update changes: decoder, or all (the paper's)", choices=SCOPES
+        "decoder", "what the update trains: decoder or all (the paper's scope)", choices=SCOPES
     )
     optimizer: str = setting("adam", "adam or sgd", choices=OPTIMIZERS)
     seed: int = setting(0, "seeds the batches")
@@ -221,19 +159,75 @@ class RetrainConfig(Settings):
     )
 
 
-CONFIGS: dict[str, type] = dict(
-    zip(METHOD_NAMES, (RedirectConfig, SurgeryConfig, AscentConfig, FUConfig, RetrainConfig))
-)
+@dataclass(frozen=True)
+class Registered:
+    """A method by name: its settings, and where its class lives (imported on first use, since
+    it imports torch)."""
+
+    config: type
+    module: str
+    cls: str
+
+
+METHODS: dict[str, Registered] = {
+    "redirect": Registered(RedirectConfig, "unlearn_cli.methods.redirect", "Redirect"),
+    "surgery": Registered(SurgeryConfig, "unlearn_cli.methods.surgery", "Surgery"),
+    "ascent": Registered(AscentConfig, "unlearn_cli.methods.ascent", "Ascent"),
+    "fu": Registered(FUConfig, "unlearn_cli.methods.fu", "FeatureUnlearning"),
+    "retrain": Registered(RetrainConfig, "unlearn_cli.methods.retrain", "Retrain"),
+}
+METHOD_NAMES = tuple(METHODS)
+
+
+def config_of(name: str) -> type:
+    return METHODS[name].config
+
+
+def settings_of(name: str) -> dict[str, dataclasses.Field]:
+    """Method `name`'s settings by name, in their declared order."""
+    return {f.name: f for f in dataclasses.fields(METHODS[name].config)}
+
+
+def all_settings() -> dict[str, type]:
+    """Every setting of any method, with its type, in the order the methods declare them:
+    the flags of `unlearn forget` and the method keys of an experiment file."""
+    types = {"float": float, "int": int, "str": str, "bool": bool}
+    found: dict[str, type] = {}
+    for name in METHODS:
+        for f in settings_of(name).values():
+            found.setdefault(f.name, types[str(f.type)])
+    return found
+
+
+def choices_of(name: str) -> tuple[str, ...]:
+    """The values setting `name` takes, across the methods that have it (empty: any)."""
+    seen: list[str] = []
+    for method in METHODS:
+        f = settings_of(method).get(name)
+        for c in (f.metadata.get("choices") or ()) if f else ():
+            if c not in seen:
+                seen.append(c)
+    return tuple(seen)
 
 
 def help_for(name: str) -> str:
     """A setting's help for the command line: what it is to each method that has it, and its
-    default there; methods that say the same thing share a line."""
-    said: dict[str, list[str]] = {}
-    for method, config in CONFIGS.items():
-        f = next((f for f in dataclasses.fields(config) if f.name == name), None)
+    default there; methods that say the same thing share a line, and the method names go when
+    every method says it."""
+    said: dict[str, dict[str, list[str]]] = {}  # help -> default -> methods
+    for method in METHODS:
+        f = settings_of(method).get(name)
         if f is not None:
-            default = f"{f.default:g}" if isinstance(f.default, float) else str(f.default)
-            shown = f.metadata["shown"] or default.lower()
-            said.setdefault(f"{f.metadata['help']} \\[default: {shown}]", []).append(method)
-    return "; ".join(f"{', '.join(methods)}: {text}" for text, methods in said.items()) + "."
+            default = f"{f.default:g}" if isinstance(f.default, float) else str(f.default).lower()
+            shown = f.metadata["shown"] or default
+            said.setdefault(f.metadata["help"], {}).setdefault(shown, []).append(method)
+    parts = []
+    for text, by_default in said.items():
+        methods = [m for ms in by_default.values() for m in ms]
+        if len(by_default) == 1:
+            default = next(iter(by_default))
+        else:
+            default = "; ".join(f"{', '.join(ms)} {d}" for d, ms in by_default.items())
+        who = "" if len(said) == 1 and len(methods) == len(METHODS) else f"{', '.join(methods)}: "
+        parts.append(f"{who}{text} \\[default: {default}]")
+    return "; ".join(parts) + "."

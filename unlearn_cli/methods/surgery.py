@@ -11,7 +11,7 @@ Its step, -lr * d for SGD, raises the forget loss while leaving the retain loss 
 first order. With `projection="conflict"` the projection is applied only when d . g_r < 0
 (PCGrad's rule, Yu et al. 2020); the paper projects always. One pass over D_f, Adam. The
 paper updates every parameter (`params="all"`); the default here is the decoder only, and the
-row label says "restricted to the decoder" (README, "Which parameters").
+row label says "decoder" (README, "Which parameters").
 
 "Unchanged to first order" holds for SGD only: Adam rescales each coordinate, so its step is
 not -lr * d and not orthogonal to g_r. Measured on the MNIST preset (MNIST138, forget class 1,
@@ -27,14 +27,12 @@ order. README, "Benchmark", measures what it buys.
 from __future__ import annotations
 
 import copy
-import itertools
 
 import torch
-from torch import nn
 
 from unlearn_cli import distributed
 from unlearn_cli.engine.device import seed_everything
-from unlearn_cli.engine.train import make_loader, next_epoch, to_device
+from unlearn_cli.engine.train import next_epoch, to_device
 from unlearn_cli.methods import (
     Unlearned,
     default_lr,
@@ -43,30 +41,14 @@ from unlearn_cli.methods import (
     train_only,
 )
 from unlearn_cli.methods.settings import SurgeryConfig
-
-
-def flat_grad(loss: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:
-    """The gradient of `loss` as one (P,) vector; under torchrun, averaged over the ranks, so
-    that it is the gradient of the global batch before anything (a projection) uses it."""
-    flat = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])  # (P,)
-    return distributed.mean_(flat)
-
-
-def project(d: torch.Tensor, g_r: torch.Tensor, projection: str = "always") -> torch.Tensor:
-    """`d` without its component along `g_r` (always, or only when they conflict)."""
-    dot = torch.dot(d, g_r)
-    if projection == "conflict" and dot >= 0:
-        return d
-    return d - dot / g_r.pow(2).sum().clamp_min(1e-30) * g_r
-
-
-def set_grad(params: list[nn.Parameter], flat: torch.Tensor) -> None:
-    """Write a flat (P,) vector into the parameters' .grad, for the optimizer to apply."""
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.grad = flat[offset : offset + n].view_as(p).clone()
-        offset += n
+from unlearn_cli.methods.steps import (
+    endless,
+    flat_grad,
+    make_optimizer,
+    project,
+    set_grad,
+    shuffled,
+)
 
 
 def surgery_step(model, params, x_f, x_r, projection: str) -> tuple[torch.Tensor, ...]:
@@ -90,32 +72,9 @@ def repair_step(model, params, x_f, x_r) -> tuple[torch.Tensor, ...]:
     return d, g_f
 
 
-def endless(loader):
-    """Batches of `loader` for ever, reshuffled on each pass."""
-    for epoch in itertools.count():
-        next_epoch(loader, epoch)
-        yield from loader
-
-
-def shuffled(data, batch_size: int, device, generator, seed: int):
-    """Shuffled batches of `data`; under torchrun, this rank's share of each global batch."""
-    return make_loader(data, batch_size, device, True, generator, shard=True, seed=seed)
-
-
-def sample_of(data, n: int, generator: torch.Generator):
-    """A seeded random subset of at most `n` samples of `data`."""
-    if len(data) <= n:
-        return data
-    return data.subset(torch.randperm(len(data), generator=generator)[:n].sort().values)
-
-
-def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=lr) if name == "adam" else torch.optim.SGD(params, lr=lr)
-
-
 class Surgery:
     name = "surgery"
-    title = "SURGERY (paper), restricted to the decoder"  # the label of the default params
+    title = "SURGERY (paper, decoder)"  # the label of the default params
 
     def title_for(self, cfg: SurgeryConfig) -> str:
         """The row label of a run with `cfg`: the paper's surgery updates every parameter, so a

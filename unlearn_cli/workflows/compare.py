@@ -68,7 +68,8 @@ def run_experiment(exp: Experiment, device: torch.device, progress: Progress | N
             )
             grid = exp.out_dir / f"grid-{slug(run.label)}-s{seed}-{child_key}.png"
             if not grid.exists():
-                write_grid(grid, child, before=original, device=device)
+                reference = retrain[0] if run.method != "retrain" else None
+                write_grid(grid, child, original, device, reference, titles[run.label])
         retrain_seconds = results["RETRAIN"]["cost"]["seconds"]
         for label, result in results.items():
             result["cost"]["percent_of_retrain"] = (

@@ -102,7 +102,9 @@ def load_experiment(path: str | Path) -> Experiment:
     for n, item in enumerate(top.get("methods") or list(DEFAULT_METHODS), start=1):
         entry = {"method": item} if isinstance(item, str) else item
         where = f"methods[{n}]"
+        found = len(problems)
         entry = check_fields(entry, METHOD_KEYS, where, problems)
+        typed = len(problems) == found  # ranges are checked on values of the right type only
         name = entry.get("method")
         if name not in METHOD_NAMES or name == "retrain":
             known = ", ".join(m for m in METHOD_NAMES if m != "retrain")
@@ -111,7 +113,8 @@ def load_experiment(path: str | Path) -> Experiment:
             continue
         options = {k: v for k, v in entry.items() if k not in ("method", "label")}
         try:
-            check_options(name, options)
+            if typed:
+                check_options(name, options)
         except UsageError as e:
             problems.append(f"{where}: {e}")  # named as the file names it: `lr`, not `--lr`
         methods.append(MethodRun(entry.get("label", name), name, options))

@@ -15,6 +15,7 @@ GRID_SEED = 0  # every grid decodes the same latent vectors, so grids compare im
 GRID_SIDE = 8  # an 8x8 grid
 GRID_PADDING = 2  # white pixels around each image
 GRID_GAP = 16  # white pixels between the before and after grids of --compare-grid
+LABEL_HEIGHT = 16  # a white strip over the panels that names each one
 
 
 def check_grid_pair(vae: Checkpoint, before: Checkpoint) -> None:
@@ -48,21 +49,38 @@ def write_grid(
     before: Checkpoint | None = None,
     device: torch.device | str = "cpu",
     reference: Checkpoint | None = None,
+    title: str = "this model",
 ) -> Path:
     """Write the sample grid of `vae` as a PNG; with `before`, that model's grid on the left;
-    with `reference` (the retrained model), its grid on the right."""
+    with `reference` (the retrained model), its grid on the right. Each panel is named over it
+    when there are several (`title` names `vae`'s)."""
     from PIL import Image
 
     for other in (before, reference):
         if other is not None:
             check_grid_pair(vae, other)
-    panels = [sample_grid(m, device) for m in (before, vae, reference) if m is not None]
+    named = [(m, t) for m, t in ((before, "before"), (vae, title), (reference, "reference")) if m]
+    panels = [sample_grid(m, device) for m, _ in named]
     gap = torch.ones(panels[0].shape[0], panels[0].shape[1], GRID_GAP)  # (C, H, gap) white
     parts = [part for panel in panels for part in (gap, panel)][1:]
     grid = torch.cat(parts, dim=2)  # before | gap | after | gap | reference
     pixels = (grid * 255).round().clamp(0, 255).byte().permute(1, 2, 0)  # (H, W, C)
     array = pixels.squeeze(-1).numpy() if pixels.shape[-1] == 1 else pixels.numpy()
     image = Image.fromarray(array)
+    if len(panels) > 1:
+        image = labelled(image, [t for _, t in named], panels[0].shape[2] + GRID_GAP)
     path = Path(path)
     atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
     return path
+
+
+def labelled(image, titles: list[str], stride: int):
+    """`image` under a white strip that names each panel, one every `stride` pixels."""
+    from PIL import Image, ImageDraw
+
+    out = Image.new(image.mode, (image.width, image.height + LABEL_HEIGHT), "white")
+    out.paste(image, (0, LABEL_HEIGHT))
+    draw = ImageDraw.Draw(out)
+    for i, text in enumerate(titles):
+        draw.text((i * stride + GRID_PADDING, 2), text, fill="black")
+    return out
