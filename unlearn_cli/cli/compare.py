@@ -16,9 +16,12 @@ from unlearn_cli.cli.output import (
     OptionalDeviceOpt,
     err,
     handle_errors,
+    note,
     print_json,
     print_table,
+    visible,
 )
+from unlearn_cli.cli.output import shown as plain  # `shown` names a set below
 
 FORMATS = {  # digits after the point, per column
     "privacy.fratio": 3,
@@ -64,7 +67,7 @@ def used_columns(report: dict) -> list[tuple]:
 def rich_table(report: dict) -> Table:
     title = report["experiment"] or "comparison"
     table = Table(
-        title=f"{title}: {report.get('dataset') or ''} forget {report['target'] or ''}",
+        title=plain(f"{title}: {report.get('dataset') or ''} forget {report['target'] or ''}"),
         title_justify="left",
         caption="mean (std) over seeds; bold: best unlearning method per column (≈R: closest "
         "to RETRAIN's); RETRAIN is the reference" + (f"; ✗: {MISS}" if missed(report) else ""),
@@ -86,7 +89,7 @@ def rich_table(report: dict) -> Table:
             cell = row["cells"][dotted]
             text = cell_text(cell, dotted)
             cells.append(f"[bold]{text}[/bold]" if cell and cell["best"] else text)
-        table.add_row(row["title"], *cells, end_section=row["label"] == "BEFORE")
+        table.add_row(plain(row["title"]), *cells, end_section=row["label"] == "BEFORE")
     return table
 
 
@@ -224,7 +227,7 @@ def compare(
     from unlearn_cli.workflows.judges import untrusted_judge
 
     if warning := untrusted_judge("of this comparison", report["judge"]):
-        err.print(f"WARNING: {warning}", style="bold red", markup=False, highlight=False)
+        err.print(f"WARNING: {visible(warning)}", style="bold red", markup=False, highlight=False)
     if markdown_path is not None:
         atomic_write(markdown_path, lambda tmp: Path(tmp).write_text(markdown(report)))
     if csv_path is not None:
@@ -234,10 +237,8 @@ def compare(
     else:
         print_table(rich_table(report))
         if report.get("wall_seconds") is not None:
-            err.print(
+            note(
                 f"{report['wall_seconds']} s in all on {report['device']}; "
                 f"{report['computed']} runs computed, {report['reused']} reused from "
-                f"{report['out_dir']}",
-                markup=False,
-                highlight=False,
+                f"{report['out_dir']}"
             )

@@ -17,6 +17,8 @@ from unlearn_cli.cli.output import (
     handle_errors,
     out,
     print_json,
+    shown,
+    visible,
 )
 
 
@@ -164,7 +166,7 @@ def _rows(result: dict) -> list[tuple[str, str, float | None, float | None, str]
 def _table(result: dict):
     from rich.table import Table
 
-    table = Table(title=f"evaluate {result['model']}", title_justify="left")
+    table = Table(title=f"evaluate {shown(result['model'])}", title_justify="left")
     scored = result.get("reference") is not None
     columns = [("", "bold"), ("metric", None), ("value", None)]
     if scored:
@@ -181,10 +183,11 @@ def _table(result: dict):
     judge = result["judge"]
     if judge is not None:
         acc = judge["test_accuracy"]
-        shown = "unknown" if acc is None else f"{acc:.2%}"
-        captions.append(f"judge {judge['path']}: held-out accuracy {shown}; seed {result['seed']}")
+        shown_acc = "unknown" if acc is None else f"{acc:.2%}"
+        path = shown(judge["path"])
+        captions.append(f"judge {path}: held-out accuracy {shown_acc}; seed {result['seed']}")
     if scored:
-        captions.append(f"reference {result['reference']['path']}: {_verdict(result)}")
+        captions.append(f"reference {shown(result['reference']['path'])}: {_verdict(result)}")
     if captions:
         table.caption = "\n".join(captions)
         table.caption_justify = "left"
@@ -303,10 +306,10 @@ def evaluate(
             highlight=False,
         )
     elif warning := untrusted_judge(judge, judge_ckpt.metrics.get("test_accuracy")):
-        err.print(f"WARNING: {warning}", style="bold red", markup=False, highlight=False)
+        err.print(f"WARNING: {visible(warning)}", style="bold red", markup=False, highlight=False)
     if grid is not None:
         write_grid(grid, vae, before, dev, ref_ckpt)
-        err.print(f"wrote {grid}", markup=False, highlight=False)
+        err.print(visible(f"wrote {grid}"), markup=False, highlight=False)
     if json_out:
         print_json(result)
     else:
@@ -315,6 +318,6 @@ def evaluate(
     if like_reference:
         failed += [f"--like-reference: {message}" for message in reference_failures(result)]
     for message in failed:
-        err.print(f"gate failed: {message}", markup=False, highlight=False)
+        err.print(visible(f"gate failed: {message}"), markup=False, highlight=False)
     if failed:
         raise typer.Exit(EXIT_GATE)

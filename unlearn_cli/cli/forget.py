@@ -12,10 +12,12 @@ from unlearn_cli.cli.output import (
     DataDirOpt,
     DeviceOpt,
     JsonOpt,
-    err,
     handle_errors,
+    note,
     out,
     print_json,
+    shown,
+    visible,
 )
 from unlearn_cli.methods.settings import help_for
 
@@ -62,7 +64,7 @@ def result_table(summary: dict[str, Any], method: str, nothing_to_do: bool) -> T
     for col in ("request", "selector", "samples", "status"):
         table.add_column(col, justify="right" if col == "samples" else "left")
     for r in requests[:SHOWN_REQUESTS]:
-        table.add_row(r["id"], r["selector"], str(r["selected"] or "-"), r["status"])
+        table.add_row(shown(r["id"]), shown(r["selector"]), str(r["selected"] or "-"), r["status"])
     if len(requests) > SHOWN_REQUESTS:
         table.add_row(f"... {len(requests) - SHOWN_REQUESTS} more", "", "", "--json lists all")
     table.add_section()
@@ -92,11 +94,6 @@ def run_and_save(ckpt, plan: Plan, algo, cfg, dev, target: Path, ledger, overwri
             "(`unlearn forget --method retrain`) would restore it"
         )
     return result
-
-
-def note(message: str) -> None:
-    """A line on stderr, printed as it is."""
-    err.print(message, markup=False, highlight=False)
 
 
 @handle_errors
@@ -211,7 +208,7 @@ def forget(
     out.print(result_table(summary, method, plan.nothing_to_do))
     if summary["out"]:
         out.print(
-            f"wrote {summary['out']} in {summary['wall_seconds']:.2f} s on {dev}",
+            visible(f"wrote {summary['out']} in {summary['wall_seconds']:.2f} s on {dev}"),
             markup=False,
             highlight=False,
         )

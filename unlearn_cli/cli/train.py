@@ -12,9 +12,9 @@ from unlearn_cli.cli.output import (
     DataDirOpt,
     JsonOpt,
     OptionalDeviceOpt,
-    err,
     handle_errors,
     key_value_table,
+    note,
     out,
     parse_int_list,
     print_json,
@@ -283,7 +283,7 @@ def train(
         distributed.barrier()
     ckpt = fit(kind, s, spec, cfg, dev, RichProgress(), requests)
     save_checkpoint(ckpt, target)
-    err.print(f"wrote {target}", markup=False, highlight=False)
+    note(f"wrote {target}")
     summary = {
         "checkpoint": str(target),
         "kind": kind,

@@ -6,9 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import glob
 import hashlib
+import json
+import math
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 from unlearn_cli import distributed
 from unlearn_cli.errors import OutputError, UsageError
@@ -42,6 +45,30 @@ def recorded_seconds(seconds: float) -> float:
     """A measured duration as checkpoints record it: 0 under SOURCE_DATE_EPOCH, whose point is
     that the file depends on its inputs only."""
     return 0.0 if source_date_epoch() is not None else round(seconds, 3)
+
+
+def finite_only(data: Any, why: dict[str, str] | None = None, at: str = "") -> Any:
+    """`data` with every float that is not finite (NaN, inf) made None; `why` collects, by
+    dotted path, what each was."""
+    if isinstance(data, float) and not math.isfinite(data):
+        if why is not None:
+            why[at or "value"] = f"not finite ({data}): it could not be computed"
+        return None
+    if isinstance(data, dict):
+        return {k: finite_only(v, why, f"{at}.{k}" if at else str(k)) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_only(v, why, f"{at}[{n}]") for n, v in enumerate(data)]
+    return data
+
+
+def json_text(data: Any, indent: int | None = 2) -> str:
+    """Strict JSON (RFC 8259 has no NaN or Infinity): a value that is not finite is null, and a
+    document that is a mapping says why under `not_finite` (dotted path -> reason)."""
+    why: dict[str, str] = {}
+    clean = finite_only(data, why)
+    if why and isinstance(clean, dict):
+        clean = {**clean, "not_finite": why}
+    return json.dumps(clean, indent=indent, default=str, allow_nan=False)
 
 
 def file_sha256(path: Path) -> str:
