@@ -4,6 +4,7 @@ reader half a file, leave nothing behind that trips a rerun, and keep timestamps
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import glob
 import hashlib
 import json
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_cli import distributed
-from unlearn_cli.errors import OutputError, UsageError
+from unlearn_cli.errors import OutputError, ResourceError, UsageError
 
 
 def source_date_epoch() -> int | None:
@@ -185,6 +186,23 @@ def atomic_write(path: Path, write, overwrite: bool = True) -> None:
         else:
             _link_new(tmp, path)
         _fsync_dir(path.parent)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise write_failed(path, e) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a full disk, a quota, a file size limit
+
+
+def write_failed(path: Path, e: OSError) -> OutputError | ResourceError:
+    """The one line for a write the system refused; `path` was left as it was."""
+    reason = e.strerror or type(e).__name__
+    if e.errno in FULL:
+        return ResourceError(
+            f"cannot write {path}: {reason}; nothing written and {path.name} left as it was "
+            "(free some space, or write to another disk)"
+        )
+    return OutputError(f"cannot write {path}: {reason}; nothing written")
