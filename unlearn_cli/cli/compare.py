@@ -188,6 +188,8 @@ def compare(
         if path is not None:
             check_writable(path)
             check_not_input(path, (*inputs, judge), flag)
+    if markdown_path is not None and csv_path is not None:
+        check_not_input(csv_path, (markdown_path,), "--csv")
     from unlearn_cli.cli.progress import RichProgress
     from unlearn_cli.engine.checkpoint import load_checkpoint
     from unlearn_cli.engine.device import resolve_device

@@ -273,7 +273,8 @@ def evaluate(
     requests = load_manifest(manifest) if manifest is not None else None
     if grid is not None:
         check_writable(grid)
-        check_not_input(grid, (model, judge, reference, compare_grid), "--grid")
+        inputs = (model, judge, reference, compare_grid, manifest, *(shadow or []))
+        check_not_input(grid, inputs, "--grid")
     dev = resolve_device(device)
     vae = load_checkpoint(model, kind="vae", device=dev)
     judge_ckpt = load_checkpoint(judge, kind="judge", device=dev) if judge else None

@@ -37,15 +37,19 @@ def check_outputs(
     checkpoint: Path,
     inputs: tuple[Path | None, ...],
     overwrite: bool,
+    in_place: bool = False,
 ) -> None:
     """`target` and `ledger` must be writable and overwrite no input (`checkpoint`, the
-    manifests and the indices file); an existing default output needs `overwrite` (--out or
-    --force)."""
+    manifests and the indices file), but with `in_place` the checkpoint; an existing default
+    output needs `overwrite` (--out or --force)."""
     from unlearn_cli.engine.checkpoint import check_not_input, check_writable
     from unlearn_cli.errors import UsageError
 
     check_writable(target)
     check_not_input(target, inputs, "--out")
+    if not in_place:
+        hint = ", or pass --in-place to replace the checkpoint"
+        check_not_input(target, (checkpoint,), "--out", hint)
     if ledger is not None:
         check_writable(ledger)
         check_not_input(ledger, (checkpoint, *inputs, target), "--ledger")
@@ -158,6 +162,13 @@ def forget(
         bool, typer.Option(help="Show what each request selects; write nothing.")
     ] = False,
     force: Annotated[bool, typer.Option(help="Overwrite the default output if it exists.")] = False,
+    in_place: Annotated[
+        bool,
+        typer.Option(
+            help="Replace the checkpoint itself (atomically; the receipt keeps its sha256). "
+            "\\[default: --out may not be the checkpoint]"
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Make a VAE forget a class, an attribute or individual samples, and record it."""
@@ -189,10 +200,13 @@ def forget(
     )
     cfg = configure(algo, ckpt, options)
     dev = resolve_device(device)
-    target = out_path or default_out(checkpoint, method)
-    overwrite = out_path is not None or force
+    target = out_path or (checkpoint if in_place else default_out(checkpoint, method))
+    if in_place:  # through a symlink, the file it names is replaced and the link kept
+        target = target.resolve()
+    overwrite = out_path is not None or force or in_place
     if not dry_run:
-        check_outputs(target, ledger, checkpoint, (*manifests, indices_file), overwrite)
+        inputs = (*manifests, indices_file)
+        check_outputs(target, ledger, checkpoint, inputs, overwrite, in_place)
     plan = plan_forget(ckpt, requests, str(data_dir) if data_dir else None)
     for r in plan.skipped:
         note(f"request {r.id}: already forgotten (in the checkpoint's lineage); skipped")

@@ -265,7 +265,7 @@ def train(
 
     from unlearn_cli.cli.progress import RichProgress
     from unlearn_cli.data.requests import load_manifest
-    from unlearn_cli.engine.checkpoint import save_checkpoint
+    from unlearn_cli.engine.checkpoint import check_not_input, save_checkpoint
     from unlearn_cli.engine.device import resolve_device
 
     requests = load_manifest(s["exclude"]) if s.get("exclude") else []
@@ -273,6 +273,7 @@ def train(
     cfg = train_config(s, kind)
     dev = resolve_device(s.get("device", "auto"))
     target = output_path(s, kind, spec, force)
+    check_not_input(target, (config, s.get("exclude")), "--out")
     if download:
         from unlearn_cli import distributed
         from unlearn_cli.data.mnist import download_mnist

@@ -97,13 +97,15 @@ def check_writable(path: str | Path) -> Path:
     return path
 
 
-def check_not_input(output: str | Path, inputs, flag: str) -> None:
-    """Refuse to write `output` over one of the files the command reads (`inputs`)."""
+def check_not_input(output: str | Path, inputs, flag: str, hint: str = "") -> None:
+    """Refuse to write `output` over one of the files the command reads (`inputs`), however
+    either is named (relative paths, symlinks, hard links); `hint` says what else to do."""
     output = Path(output)
     for source in (Path(p) for p in inputs if p is not None):
         if output.exists() and source.exists() and os.path.samefile(output, source):
             raise OutputError(
-                f"{flag} {output} is also an input of this command; name another file"
+                f"{flag} {output} is also an input of this command ({source}); name another "
+                f"file{hint}"
             )
 
 

@@ -253,17 +253,22 @@ def save_forget(
     returns its sha256."""
     if distributed.is_main():
         with ledger_lock(ledger):
+            replaced = file_sha256(out) if out.is_file() else None  # --in-place: the parent
             save_checkpoint(child, out, overwrite=overwrite)
             child.sha256 = file_sha256(out)
             if ledger is not None:
-                append_receipts(ledger, receipts(child, parent, plan, out))
+                append_receipts(ledger, receipts(child, parent, plan, out, replaced))
     child.sha256 = distributed.broadcast(child.sha256)
     return child.sha256
 
 
-def receipts(child: Checkpoint, parent: Checkpoint, plan: Plan, out: Path) -> list[dict]:
-    """One receipt per request: that it was honoured, and by which file."""
+def receipts(
+    child: Checkpoint, parent: Checkpoint, plan: Plan, out: Path, replaced: str | None = None
+) -> list[dict]:
+    """One receipt per request: that it was honoured, and by which file; `replaced`: the sha256
+    of the file the child was written over, if any (the parent itself, with --in-place)."""
     entry = child.lineage[-1]
+    extra = {"replaced_sha256": replaced} if replaced is not None else {}
     return [
         {
             "request_id": r.id,
@@ -276,6 +281,7 @@ def receipts(child: Checkpoint, parent: Checkpoint, plan: Plan, out: Path) -> li
             "child_sha256": child.sha256,
             "checkpoint": str(out),
             "time": entry["created"],
+            **extra,
         }
         for r in plan.new
     ]
