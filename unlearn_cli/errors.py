@@ -62,6 +62,10 @@ class OutputError(UnlearnError):
     """An output path that cannot be written."""
 
 
+class DivergedError(UnlearnError):
+    """A run whose loss or weights stopped being finite (NaN, inf); nothing was written."""
+
+
 class ResourceError(UnlearnError):
     """The machine ran out of something (disk space) while writing; nothing was written."""
 

@@ -50,6 +50,7 @@ def inspect(
                 "metrics": ", ".join(f"{k}={v}" for k, v in info["metrics"].items()) or "-",
                 "forget operations": len(info["lineage"]),
                 "original sha256": info["original_sha256"] or "(this is an original)",
+                "problems": "; ".join(info["problems"]) or "none",
             },
         )
     )

@@ -23,11 +23,11 @@ from unlearn_cli.data.requests import (
     union,
 )
 from unlearn_cli.data.spec import load_split
-from unlearn_cli.engine.checkpoint import Checkpoint, save_checkpoint
+from unlearn_cli.engine.checkpoint import Checkpoint, first_not_finite, save_checkpoint
 from unlearn_cli.engine.files import file_sha256, recorded_seconds, timestamp
 from unlearn_cli.engine.progress import NullProgress, Progress
 from unlearn_cli.engine.train import start_clock, sync
-from unlearn_cli.errors import DataError
+from unlearn_cli.errors import DataError, DivergedError
 from unlearn_cli.methods import MethodConfig, UnlearningMethod
 from unlearn_cli.metrics import negative_elbo
 from unlearn_cli.workflows.image_sets import DataImages
@@ -125,6 +125,12 @@ def run_forget(
     heldout = heldout_of(ckpt, [*ckpt.forgotten_requests(), *plan.new], plan.root)
     result = method.unlearn(ckpt, plan.forget, plan.retain, cfg, device, progress, heldout)
     model = result.model
+    bad = first_not_finite(model.state_dict())
+    if bad is not None:
+        raise DivergedError(
+            f"{method.name} made tensor {bad} NaN or infinite (its loss diverged); nothing "
+            "written (lower its learning rate, or try another method)"
+        )
     distributed.same_weights_(model)  # under torchrun: rank 0's result everywhere
     sync(device)
     seconds = time.perf_counter() - start
