@@ -268,7 +268,7 @@ def evaluate(
     from unlearn_cli.workflows.judges import untrusted_judge
     from unlearn_cli.workflows.targets import parse_target
 
-    evaluation.check_evaluation(samples, batch_size)
+    evaluation.check_evaluation(samples, batch_size, seed)
     tgt = parse_target(target) if target is not None else None  # a typo fails before loading
     requests = load_manifest(manifest) if manifest is not None else None
     if grid is not None:
