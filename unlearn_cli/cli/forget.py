@@ -37,19 +37,16 @@ def check_outputs(
     checkpoint: Path,
     inputs: tuple[Path | None, ...],
     overwrite: bool,
-    in_place: bool = False,
 ) -> None:
-    """`target` and `ledger` must be writable and overwrite no input (`checkpoint`, the
-    manifests and the indices file), but with `in_place` the checkpoint; an existing default
-    output needs `overwrite` (--out or --force)."""
+    """`target` and `ledger` must be writable and overwrite no input (the manifests and the
+    indices file; the ledger not `checkpoint` either, and `target` is checked against it once
+    the plan has something to write); an existing default output needs `overwrite` (--out or
+    --force)."""
     from unlearn_cli.engine.checkpoint import check_not_input, check_writable
     from unlearn_cli.errors import UsageError
 
     check_writable(target)
     check_not_input(target, inputs, "--out")
-    if not in_place:
-        hint = ", or pass --in-place to replace the checkpoint"
-        check_not_input(target, (checkpoint,), "--out", hint)
     if ledger is not None:
         check_writable(ledger)
         check_not_input(ledger, (checkpoint, *inputs, target), "--ledger")
@@ -173,7 +170,7 @@ def forget(
 ) -> None:
     """Make a VAE forget a class, an attribute or individual samples, and record it."""
     from unlearn_cli.cli.selectors import all_requests
-    from unlearn_cli.engine.checkpoint import load_checkpoint
+    from unlearn_cli.engine.checkpoint import check_not_input, load_checkpoint
     from unlearn_cli.engine.device import resolve_device
     from unlearn_cli.methods import configure, get_method
     from unlearn_cli.workflows.forget import plan_forget, summarise
@@ -205,9 +202,11 @@ def forget(
         target = target.resolve()
     overwrite = out_path is not None or force or in_place
     if not dry_run:
-        inputs = (*manifests, indices_file)
-        check_outputs(target, ledger, checkpoint, inputs, overwrite, in_place)
+        check_outputs(target, ledger, checkpoint, (*manifests, indices_file), overwrite)
     plan = plan_forget(ckpt, requests, str(data_dir) if data_dir else None)
+    if not dry_run and not plan.nothing_to_do and not in_place:  # a rerun that writes nothing
+        hint = ", or pass --in-place to replace the checkpoint"  # may name it
+        check_not_input(target, (checkpoint,), "--out", hint)
     for r in plan.skipped:
         note(f"request {r.id}: already forgotten (in the checkpoint's lineage); skipped")
     summary = summarise(checkpoint, method, dry_run, requests, plan, dev)
