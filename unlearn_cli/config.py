@@ -79,6 +79,18 @@ def as_text(value: Any) -> str | None:
     return str(value)
 
 
+MAX_COUNT = 2**31 - 1  # epochs, steps, batch sizes, samples: beyond it no loop or tensor works
+MAX_SEED = 2**32 - 1  # the seeds every random generator we use accepts (0 to 2^32 - 1)
+
+
+def check_seed(seed: Any, name: str = "seed") -> None:
+    """A seed from 0 to MAX_SEED, or a UsageError saying so."""
+    from unlearn_cli.errors import UsageError
+
+    if is_int(seed) and not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"must be a whole number from 0 to {MAX_SEED}, got {seed}", name)
+
+
 def check_settings(
     settings: Any,
     positive: tuple[str, ...] = (),
@@ -87,8 +99,17 @@ def check_settings(
 ) -> None:
     """Each named attribute of `settings` in its range, or a UsageError naming the first that is
     not (by its setting name; the caller's user may know it as a flag or a YAML key)."""
+    import math
+
     from unlearn_cli.errors import UsageError
 
+    for name in (*positive, *(minimum or {})):
+        value = getattr(settings, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"must be a finite number, got {value}", name)
+        if is_int(value) and value > MAX_COUNT:
+            raise UsageError(f"must be at most {MAX_COUNT}, got {value}", name)
+    check_seed(getattr(settings, "seed", None))
     for name in positive:
         if not getattr(settings, name) > 0:
             raise UsageError(f"must be positive, got {getattr(settings, name)}", name)

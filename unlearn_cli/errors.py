@@ -62,6 +62,16 @@ class OutputError(UnlearnError):
     """An output path that cannot be written."""
 
 
+class DivergedError(UnlearnError):
+    """A run whose loss or weights stopped being finite (NaN, inf); nothing was written."""
+
+
+class ResourceError(UnlearnError):
+    """The machine ran out of something (disk space) while writing; nothing was written."""
+
+    exit_code = EXIT_FAILURE
+
+
 def suggest(name: str, choices: list[str] | tuple[str, ...], n: int = 3) -> str:
     """' (did you mean: A, B?)' for the closest choices, or '' when none is close."""
     close = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.5)

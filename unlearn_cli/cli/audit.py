@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from unlearn_cli.cli.output import JsonOpt, handle_errors, key_value_table, print_json, print_table
+from unlearn_cli.cli.output import (
+    JsonOpt,
+    handle_errors,
+    key_value_table,
+    print_json,
+    print_table,
+    shown,
+)
 
 AUDIT_EXAMPLES = (
     "unlearn audit receipts.jsonl",
@@ -51,17 +58,18 @@ def audit(
             "checkpoints given": ", ".join(report.checkpoints) or "-",
             "result": "every sha256, request and chain matches",
         }
-        print_table(key_value_table(f"audit of {ledger}", rows))
+        print_table(key_value_table(f"audit of {shown(ledger)}", rows))
     else:
         title = (
-            f"audit of {ledger}: {len(report.mismatches)} mismatches "
+            f"audit of {shown(ledger)}: {len(report.mismatches)} mismatches "
             f"({report.receipts} receipts checked)"
         )
         table = Table(title=title, title_justify="left")
         for col in ("line", "request", "checkpoint", "check", "problem"):
             table.add_column(col, justify="right" if col == "line" else "left")
         for m in report.mismatches:
-            table.add_row(str(m.line or "-"), m.request_id, m.checkpoint, m.check, m.problem)
+            cells = (m.request_id, m.checkpoint, m.check, m.problem)
+            table.add_row(str(m.line or "-"), *map(shown, cells))
         print_table(table)
     if not report.ok:
         raise typer.Exit(EXIT_AUDIT)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -18,9 +17,12 @@ from unlearn_cli.cli.output import (
     OptionalDeviceOpt,
     err,
     handle_errors,
+    note,
     print_json,
     print_table,
+    shown,
     table_width,
+    visible,
 )
 
 FORMATS = {  # digits after the point, per column
@@ -90,7 +92,7 @@ def caption(report: dict, wide: bool) -> str:
 def rich_table(report: dict, columns: list[tuple]) -> Table:
     title = report["experiment"] or "comparison"
     table = Table(
-        title=f"{title}: {report.get('dataset') or ''} forget {report['target'] or ''}",
+        title=shown(f"{title}: {report.get('dataset') or ''} forget {report['target'] or ''}"),
         title_justify="left",
     )
     # the one column that wraps when the terminal is narrow, a word a line at the least
@@ -101,9 +103,9 @@ def rich_table(report: dict, columns: list[tuple]) -> Table:
         cells = []
         for dotted, _, _ in columns:
             cell = row["cells"][dotted]
-            text = escape(cell_text(cell, dotted))
+            text = shown(cell_text(cell, dotted))
             cells.append(f"[bold]{text}[/bold]" if cell and cell["best"] else text)
-        table.add_row(escape(row["title"]), *cells, end_section=row["label"] == "BEFORE")
+        table.add_row(shown(row["title"]), *cells, end_section=row["label"] == "BEFORE")
     return table
 
 
@@ -242,6 +244,8 @@ def compare(
         if path is not None:
             check_writable(path)
             check_not_input(path, (*inputs, judge), flag)
+    if markdown_path is not None and csv_path is not None:
+        check_not_input(csv_path, (markdown_path,), "--csv")
     from unlearn_cli.cli.progress import RichProgress
     from unlearn_cli.engine.checkpoint import load_checkpoint
     from unlearn_cli.engine.device import resolve_device
@@ -281,7 +285,7 @@ def compare(
     from unlearn_cli.workflows.judges import untrusted_judge
 
     if warning := untrusted_judge("of this comparison", report["judge"]):
-        err.print(f"WARNING: {warning}", style="bold red", markup=False, highlight=False)
+        err.print(f"WARNING: {visible(warning)}", style="bold red", markup=False, highlight=False)
     if markdown_path is not None:
         atomic_write(markdown_path, lambda tmp: Path(tmp).write_text(markdown(report)))
     if csv_path is not None:
@@ -293,11 +297,9 @@ def compare(
             print_table(table)
         print_table(Text(caption(report, wide)))
         if report.get("wall_seconds") is not None:
-            err.print(
+            note(
                 f"{report['wall_seconds']} s in all on {report['device']}; "
                 f"{report['computed']} runs computed, {report['reused']} reused from "
                 f"{report['out_dir']}; sample grids (before, the method, RETRAIN) in "
-                f"{Path(report['out_dir']) / 'grid-*.png'}",
-                markup=False,
-                highlight=False,
+                f"{Path(report['out_dir']) / 'grid-*.png'}"
             )

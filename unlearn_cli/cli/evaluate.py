@@ -18,6 +18,8 @@ from unlearn_cli.cli.output import (
     in_panel,
     print_json,
     print_table,
+    shown,
+    visible,
 )
 
 SCORE, SAMPLING, GATES, OUTPUT, DATA = (
@@ -220,7 +222,7 @@ def _rows(result: dict) -> list[tuple[str, str, float | None, float | None, str]
 def _table(result: dict):
     from rich.table import Table
 
-    table = Table(title=f"evaluate {result['model']}", title_justify="left")
+    table = Table(title=f"evaluate {shown(result['model'])}", title_justify="left")
     scored = result.get("reference") is not None
     columns = [("", "bold"), ("metric", None), ("value", None)]
     if scored:
@@ -238,10 +240,11 @@ def _table(result: dict):
     judge = result["judge"]
     if judge is not None:
         acc = judge["test_accuracy"]
-        shown = "unknown" if acc is None else f"{acc:.2%}"
-        captions.append(f"judge {judge['path']}: held-out accuracy {shown}; seed {result['seed']}")
+        shown_acc = "unknown" if acc is None else f"{acc:.2%}"
+        path = shown(judge["path"])
+        captions.append(f"judge {path}: held-out accuracy {shown_acc}; seed {result['seed']}")
     if scored:
-        captions.append(f"reference {result['reference']['path']}: {_verdict(result)}")
+        captions.append(f"reference {shown(result['reference']['path'])}: {_verdict(result)}")
     if captions:
         table.caption = "\n".join(captions)
         table.caption_justify = "left"
@@ -331,12 +334,13 @@ def evaluate(
     from unlearn_cli.workflows.judges import untrusted_judge
     from unlearn_cli.workflows.targets import parse_target
 
-    evaluation.check_evaluation(samples, batch_size)
+    evaluation.check_evaluation(samples, batch_size, seed)
     tgt = parse_target(target) if target is not None else None  # a typo fails before loading
     requests = load_manifest(manifest) if manifest is not None else None
     if grid is not None:
         check_writable(grid)
-        check_not_input(grid, (model, judge, reference, compare_grid), "--grid")
+        inputs = (model, judge, reference, compare_grid, manifest, *(shadow or []))
+        check_not_input(grid, inputs, "--grid")
     dev = resolve_device(device)
     vae = load_checkpoint(model, kind="vae", device=dev)
     judge_ckpt = load_checkpoint(judge, kind="judge", device=dev) if judge else None
@@ -369,10 +373,10 @@ def evaluate(
             highlight=False,
         )
     elif warning := untrusted_judge(judge, judge_ckpt.metrics.get("test_accuracy")):
-        err.print(f"WARNING: {warning}", style="bold red", markup=False, highlight=False)
+        err.print(f"WARNING: {visible(warning)}", style="bold red", markup=False, highlight=False)
     if grid is not None:
         write_grid(grid, vae, before, dev, ref_ckpt)
-        err.print(f"wrote {grid}", markup=False, highlight=False)
+        err.print(visible(f"wrote {grid}"), markup=False, highlight=False)
     if json_out:
         print_json(result)
     else:
@@ -381,6 +385,6 @@ def evaluate(
     if like_reference:
         failed += [f"--like-reference: {message}" for message in reference_failures(result)]
     for message in failed:
-        err.print(f"gate failed: {message}", markup=False, highlight=False)
+        err.print(visible(f"gate failed: {message}"), markup=False, highlight=False)
     if failed:
         raise typer.Exit(EXIT_GATE)

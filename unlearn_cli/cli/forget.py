@@ -13,11 +13,13 @@ from unlearn_cli.cli.output import (
     DATA_DIR_OPTION,
     DEVICE_OPTION,
     JSON_OPTION,
-    err,
     handle_errors,
     in_panel,
+    note,
     out,
     print_json,
+    shown,
+    visible,
 )
 
 if TYPE_CHECKING:
@@ -37,8 +39,9 @@ def check_outputs(
     inputs: tuple[Path | None, ...],
     overwrite: bool,
 ) -> None:
-    """`target` and `ledger` must be writable and overwrite no input (`checkpoint`, the
-    manifests and the indices file); an existing default output needs `overwrite` (--out or
+    """`target` and `ledger` must be writable and overwrite no input (the manifests and the
+    indices file; the ledger not `checkpoint` either, and `target` is checked against it once
+    the plan has something to write); an existing default output needs `overwrite` (--out or
     --force)."""
     from unlearn_cli.engine.checkpoint import check_not_input, check_writable
     from unlearn_cli.errors import UsageError
@@ -63,7 +66,7 @@ def result_table(summary: dict[str, Any], method: str, nothing_to_do: bool) -> T
     for col in ("request", "selector", "samples", "status"):
         table.add_column(col, justify="right" if col == "samples" else "left")
     for r in requests[:SHOWN_REQUESTS]:
-        table.add_row(r["id"], r["selector"], str(r["selected"] or "-"), r["status"])
+        table.add_row(shown(r["id"]), shown(r["selector"]), str(r["selected"] or "-"), r["status"])
     if len(requests) > SHOWN_REQUESTS:
         table.add_row(f"... {len(requests) - SHOWN_REQUESTS} more", "", "", "--json lists all")
     table.add_section()
@@ -93,11 +96,6 @@ def run_and_save(ckpt, plan: Plan, algo, cfg, dev, target: Path, ledger, overwri
             "(`unlearn forget --method retrain`) would restore it"
         )
     return result
-
-
-def note(message: str) -> None:
-    """A line on stderr, printed as it is."""
-    err.print(message, markup=False, highlight=False)
 
 
 WHAT = "What to forget"
@@ -199,12 +197,22 @@ def forget(
             rich_help_panel=OUTPUT,
         ),
     ] = False,
+    in_place: Annotated[
+        bool,
+        typer.Option(
+            "--in-place",
+            help="Replace the checkpoint itself (atomically; the receipt keeps its sha256). "
+            "\\[default: --out may not be the checkpoint]",
+            metavar="",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
     json_out: Annotated[bool, in_panel(JSON_OPTION, OUTPUT)] = False,
     settings: dict[str, Any] | None = None,
 ) -> None:
     """Make a VAE forget a class, an attribute or individual samples, and record it."""
     from unlearn_cli.cli.selectors import all_requests
-    from unlearn_cli.engine.checkpoint import load_checkpoint
+    from unlearn_cli.engine.checkpoint import check_not_input, load_checkpoint
     from unlearn_cli.engine.device import resolve_device
     from unlearn_cli.methods import configure, get_method
     from unlearn_cli.workflows.forget import plan_forget, summarise
@@ -215,11 +223,16 @@ def forget(
     ckpt = load_checkpoint(checkpoint, "vae")
     cfg = configure(algo, ckpt, settings or {})
     dev = resolve_device(device)
-    target = out_path or default_out(checkpoint, method)
-    overwrite = out_path is not None or force
+    target = out_path or (checkpoint if in_place else default_out(checkpoint, method))
+    if in_place:  # through a symlink, the file it names is replaced and the link kept
+        target = target.resolve()
+    overwrite = out_path is not None or force or in_place
     if not dry_run:
         check_outputs(target, ledger, checkpoint, (*manifests, indices_file), overwrite)
     plan = plan_forget(ckpt, requests, str(data_dir) if data_dir else None)
+    if not dry_run and not plan.nothing_to_do and not in_place:  # a rerun that writes nothing
+        hint = ", or pass --in-place to replace the checkpoint"  # may name it
+        check_not_input(target, (checkpoint,), "--out", hint)
     for r in plan.skipped:
         note(f"request {r.id}: already forgotten (in the checkpoint's lineage); skipped")
     summary = summarise(checkpoint, method, dry_run, requests, plan, dev)
@@ -234,7 +247,7 @@ def forget(
     out.print(result_table(summary, method, plan.nothing_to_do))
     if summary["out"]:
         out.print(
-            f"wrote {summary['out']} in {summary['wall_seconds']:.2f} s on {dev}",
+            visible(f"wrote {summary['out']} in {summary['wall_seconds']:.2f} s on {dev}"),
             markup=False,
             highlight=False,
         )

@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from unlearn_cli.cli.output import JsonOpt, handle_errors, key_value_table, print_json, print_table
+from unlearn_cli.cli.output import (
+    JsonOpt,
+    handle_errors,
+    key_value_table,
+    print_json,
+    print_table,
+    shown,
+)
 
 SHOWN_REQUESTS = 50  # rows of the request table; --json lists every request
 
@@ -37,7 +44,7 @@ def inspect(
     training = info["training"] or {}
     print_table(
         key_value_table(
-            f"checkpoint {info['checkpoint']}",
+            f"checkpoint {shown(info['checkpoint'])}",
             {
                 "kind": info["kind"],
                 "sha256": info["sha256"],
@@ -52,6 +59,7 @@ def inspect(
                 "metrics": ", ".join(f"{k}={v}" for k, v in info["metrics"].items()) or "-",
                 "forget operations": len(info["lineage"]),
                 "original sha256": info["original_sha256"] or "(this is an original)",
+                "problems": "; ".join(info["problems"]) or "none",
             },
         )
     )
@@ -69,13 +77,11 @@ def lineage_table(lineage: list[dict]) -> Table:
     for op in lineage:
         table.add_row(
             str(op["number"]),
-            str(op.get("created", "-")),
-            str(op.get("method", "-")),
+            *map(shown, (op.get("created", "-"), op.get("method", "-"))),
             str(len(op["requests"])),
-            str(op.get("forgotten_count", "-")),
-            str(op.get("retain_count", "-")),
-            str(op.get("wall_seconds", "-")),
-            op["parent_sha256"],
+            *map(shown, (op.get(k, "-") for k in ("forgotten_count", "retain_count"))),
+            shown(op.get("wall_seconds", "-")),
+            shown(op["parent_sha256"]),
         )
     return table
 
@@ -86,7 +92,8 @@ def request_table(lineage: list[dict]) -> Table:
     for col in ("#", "request", "selector", "received", "note"):
         table.add_column(col, justify="right" if col == "#" else "left", overflow="fold")
     for n, r in rows[:SHOWN_REQUESTS]:
-        table.add_row(str(n), r["id"], r["selector"], r.get("received") or "", r.get("note") or "")
+        cells = (r["id"], r["selector"], r.get("received") or "", r.get("note") or "")
+        table.add_row(str(n), *map(shown, cells))
     if len(rows) > SHOWN_REQUESTS:
         table.add_row("", f"... {len(rows) - SHOWN_REQUESTS} more (--json lists all)", "", "", "")
     return table

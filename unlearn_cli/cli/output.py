@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 import os
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console, RenderableType
+from rich.markup import escape
 from rich.table import Table
 
 from unlearn_cli.errors import EXIT_FAILURE, UnlearnError
@@ -57,6 +58,37 @@ def examples(commands: tuple[str, ...]) -> str:
     return "Examples:\n\n" + "\n\n".join(f"  {c}" for c in commands)
 
 
+# Characters that steer a terminal or reorder what it shows rather than print: beside the C0, DEL
+# and C1 controls (category Cc), the bidirectional overrides and isolates and the line separators
+_INVISIBLE = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029"
+)
+
+
+def visible(value: object) -> str:
+    """`value` as text a terminal prints as it reads: control characters (an escape sequence,
+    a newline, a bidi override) become escapes such as `\\x1b` and `\\u202e`."""
+    text = str(value)
+    if text.isprintable():  # the usual case, in one pass
+        return text
+    return "".join(_escaped(c) if _steers(c) else c for c in text)
+
+
+def _steers(c: str) -> bool:
+    return c in _INVISIBLE or unicodedata.category(c) == "Cc"
+
+
+def _escaped(c: str) -> str:
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+
+def shown(value: object) -> str:
+    """A string a user controls (an id, a file name, a path, a YAML key), made fit for a Rich
+    markup string or table cell: printed as text, never as markup or a control sequence. --json
+    output and the ledger keep the exact string."""
+    return escape(visible(value))
+
+
 def quiet_unless_main() -> None:
     """Under torchrun only rank 0 prints (results, progress, warnings and the errors every rank
     meets alike, such as bad input); the other ranks stay quiet."""
@@ -69,9 +101,9 @@ def fail(message: str, code: int, every_rank: bool = False) -> typer.Exit:
     """One line on stderr, and the exit code to leave with. `every_rank`: an error that may
     happen on one rank only (a crash), which a quiet rank prints too, naming itself."""
     if not err.quiet:
-        err.print(f"error: {message}", markup=False, highlight=False)
+        err.print(f"error: {visible(message)}", markup=False, highlight=False)
     elif every_rank:
-        sys.stderr.write(f"error: rank {env_rank()}: {message}\n")
+        sys.stderr.write(f"error: rank {env_rank()}: {visible(message)}\n")
     return typer.Exit(code)
 
 
@@ -126,17 +158,27 @@ def print_table(table: RenderableType) -> None:
     Console(width=table_width(), file=out.file).print(table)
 
 
+def note(message: str) -> None:
+    """A line on stderr (a warning, what was written), printed as text."""
+    err.print(visible(message), markup=False, highlight=False)
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """One strict JSON document on stdout: a value that is not finite is null, and the document
+    says why under `not_finite` (RFC 8259 has no NaN)."""
+    from unlearn_cli.engine.files import json_text
+
+    sys.stdout.write(json_text(data) + "\n")
     sys.stdout.flush()
 
 
 def key_value_table(title: str, rows: dict[str, Any]) -> Table:
+    """Every key and value is printed as text (`shown`); the title must be markup-safe."""
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")  # a hash an auditor copies folds, never loses a digit
     for k, v in rows.items():
-        table.add_row(k, str(v))
+        table.add_row(shown(k), shown(v))
     return table
 
 

@@ -11,7 +11,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from unlearn_cli.cli.output import err
+from unlearn_cli.cli.output import err, visible
 
 
 class RichProgress:
@@ -49,4 +49,4 @@ class RichProgress:
 
     def log(self, message: str) -> None:
         if not self.quiet:
-            err.print(message, markup=False, highlight=False)
+            err.print(visible(message), markup=False, highlight=False)

@@ -27,7 +27,7 @@ def flag_requests(
     classes: list[int], attributes: list[str], indices: str | None, indices_file: Path | None
 ) -> list[Request]:
     """Requests from the selector flags; their ids are stable, so a rerun is a no-op."""
-    from unlearn_cli.data.requests import Request, read_indices_file
+    from unlearn_cli.data.requests import MAX_INDEX, RANGES, Request, read_indices_file
     from unlearn_cli.errors import UsageError
 
     requests = [Request(f"cli-class-{c}", "class", (c,)) for c in classes]
@@ -40,6 +40,10 @@ def flag_requests(
     for bad in (p for p in picked if p.startswith("-")):
         raise UsageError(f"--indices: {bad} is negative; indices start at 0")
     numbers = [int(p) for p in picked if p.isdigit()]
+    for c in (c for c in classes if not 0 <= c <= RANGES["class"]):
+        raise UsageError(f"--class {c}: use a digit from 0 to {RANGES['class']}")
+    for n in (n for n in numbers if n > MAX_INDEX):
+        raise UsageError(f"--indices: {n} is past the largest index, {MAX_INDEX}")
     files = [p for p in picked if not p.isdigit()]
     if numbers:
         requests.append(identity_request("indices", numbers))

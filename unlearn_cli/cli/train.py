@@ -12,9 +12,9 @@ from unlearn_cli.cli.output import (
     DataDirOpt,
     JsonOpt,
     OptionalDeviceOpt,
-    err,
     handle_errors,
     key_value_table,
+    note,
     out,
     parse_int_list,
     print_json,
@@ -277,7 +277,7 @@ def train(
 
     from unlearn_cli.cli.progress import RichProgress
     from unlearn_cli.data.requests import load_manifest
-    from unlearn_cli.engine.checkpoint import save_checkpoint
+    from unlearn_cli.engine.checkpoint import check_not_input, save_checkpoint
     from unlearn_cli.engine.device import resolve_device
 
     requests = load_manifest(s["exclude"]) if s.get("exclude") else []
@@ -285,6 +285,7 @@ def train(
     cfg = train_config(s, kind)
     dev = resolve_device(s.get("device", "auto"))
     target = output_path(s, kind, spec, force)
+    check_not_input(target, (config, s.get("exclude")), "--out")
     if download:
         from unlearn_cli import distributed
         from unlearn_cli.data.mnist import download_mnist
@@ -295,7 +296,7 @@ def train(
         distributed.barrier()
     ckpt = fit(kind, s, spec, cfg, dev, RichProgress(), requests)
     save_checkpoint(ckpt, target)
-    err.print(f"wrote {target}", markup=False, highlight=False)
+    note(f"wrote {target}")
     summary = {
         "checkpoint": str(target),
         "kind": kind,

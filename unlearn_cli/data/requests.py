@@ -28,6 +28,8 @@ from unlearn_cli.data.spec import DatasetSpec
 from unlearn_cli.errors import DataError
 
 SELECTORS = ("class", "attribute", "indices", "files")
+MAX_INDEX = 2**63 - 1  # identities are 64-bit integers
+RANGES = {"class": 9, "indices": MAX_INDEX}  # the largest value of each numeric selector
 OPTIONAL = ("received", "note")
 
 
@@ -72,10 +74,12 @@ def _values(selector: str, raw, where: str, problems: list[str]) -> tuple:
         problems.append(f"{where}.{selector}: empty; name at least one")
         return ()
     if selector in ("class", "indices"):
-        bad = [v for v in items if not is_int(v) or v < 0]
+        top = RANGES[selector]
+        bad = [v for v in items if not is_int(v) or not 0 <= v <= top]
         if bad:
+            shown = repr(bad[0]) if len(repr(bad[0])) <= 40 else f"{repr(bad[0])[:37]}..."
             problems.append(
-                f"{where}.{selector}: {bad[0]!r} is not a non-negative integer "
+                f"{where}.{selector}: {shown} is not a whole number from 0 to {top} "
                 f"({type_name(bad[0])})"
             )
             return ()

@@ -75,6 +75,8 @@ class DatasetSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> DatasetSpec:
+        if not isinstance(d, dict):
+            raise ValueError(f"a dataset spec is a mapping, not {type(d).__name__}")
         classes = d.get("classes")
         return cls(
             name=d["name"],

@@ -119,6 +119,31 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path, overwrite: bool = True) 
     return path
 
 
+def first_not_finite(state: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first tensor (in name order) holding a NaN or an infinity, or None."""
+    return next(
+        (
+            k
+            for k in sorted(state)
+            if state[k].is_floating_point() and not state[k].isfinite().all()
+        ),
+        None,
+    )
+
+
+def tensor_problems(path: str | Path) -> list[str]:
+    """What is wrong with a checkpoint's tensors, read one at a time (for `inspect`, which
+    shows a bad file rather than refusing it); [] when every tensor is readable and finite."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            bad = [k for k in sorted(f.keys()) if first_not_finite({k: f.get_tensor(k)})]
+    except Exception as e:  # safetensors' own error type, for a file cut short
+        return [f"cannot read its tensors ({str(e).splitlines()[0] if str(e) else e!r})"]
+    return [f"tensor {k} holds NaN or infinite values" for k in bad]
+
+
 def _build(kind: str, config: dict) -> nn.Module:
     from unlearn_cli.models import VAE, JudgeConfig, VAEConfig, build_judge
 
@@ -196,6 +221,12 @@ def load_checkpoint(
         if wrong:
             parts.append(f"wrong shape for {', '.join(wrong[:3])}")
         raise CheckpointError(f"{path}: weights do not match its model config ({'; '.join(parts)})")
+    bad = first_not_finite(state)
+    if bad is not None:
+        raise CheckpointError(
+            f"{path}: tensor {bad} holds NaN or infinite values; the file is corrupt or its "
+            "training diverged (use the checkpoint it was made from, or retrain it)"
+        )
     model.load_state_dict(state, strict=True)
     model.to(device).eval()
     ckpt = Checkpoint(

@@ -4,14 +4,18 @@ reader half a file, leave nothing behind that trips a rerun, and keep timestamps
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import glob
 import hashlib
+import json
+import math
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 from unlearn_cli import distributed
-from unlearn_cli.errors import OutputError, UsageError
+from unlearn_cli.errors import OutputError, ResourceError, UsageError
 
 
 def source_date_epoch() -> int | None:
@@ -44,6 +48,30 @@ def recorded_seconds(seconds: float) -> float:
     return 0.0 if source_date_epoch() is not None else round(seconds, 3)
 
 
+def finite_only(data: Any, why: dict[str, str] | None = None, at: str = "") -> Any:
+    """`data` with every float that is not finite (NaN, inf) made None; `why` collects, by
+    dotted path, what each was."""
+    if isinstance(data, float) and not math.isfinite(data):
+        if why is not None:
+            why[at or "value"] = f"not finite ({data}): it could not be computed"
+        return None
+    if isinstance(data, dict):
+        return {k: finite_only(v, why, f"{at}.{k}" if at else str(k)) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_only(v, why, f"{at}[{n}]") for n, v in enumerate(data)]
+    return data
+
+
+def json_text(data: Any, indent: int | None = 2) -> str:
+    """Strict JSON (RFC 8259 has no NaN or Infinity): a value that is not finite is null, and a
+    document that is a mapping says why under `not_finite` (dotted path -> reason)."""
+    why: dict[str, str] = {}
+    clean = finite_only(data, why)
+    if why and isinstance(clean, dict):
+        clean = {**clean, "not_finite": why}
+    return json.dumps(clean, indent=indent, default=str, allow_nan=False)
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -69,13 +97,15 @@ def check_writable(path: str | Path) -> Path:
     return path
 
 
-def check_not_input(output: str | Path, inputs, flag: str) -> None:
-    """Refuse to write `output` over one of the files the command reads (`inputs`)."""
+def check_not_input(output: str | Path, inputs, flag: str, hint: str = "") -> None:
+    """Refuse to write `output` over one of the files the command reads (`inputs`), however
+    either is named (relative paths, symlinks, hard links); `hint` says what else to do."""
     output = Path(output)
     for source in (Path(p) for p in inputs if p is not None):
         if output.exists() and source.exists() and os.path.samefile(output, source):
             raise OutputError(
-                f"{flag} {output} is also an input of this command; name another file"
+                f"{flag} {output} is also an input of this command ({source}); name another "
+                f"file{hint}"
             )
 
 
@@ -158,6 +188,23 @@ def atomic_write(path: Path, write, overwrite: bool = True) -> None:
         else:
             _link_new(tmp, path)
         _fsync_dir(path.parent)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise write_failed(path, e) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a full disk, a quota, a file size limit
+
+
+def write_failed(path: Path, e: OSError) -> OutputError | ResourceError:
+    """The one line for a write the system refused; `path` was left as it was."""
+    reason = e.strerror or type(e).__name__
+    if e.errno in FULL:
+        return ResourceError(
+            f"cannot write {path}: {reason}; nothing written and {path.name} left as it was "
+            "(free some space, or write to another disk)"
+        )
+    return OutputError(f"cannot write {path}: {reason}; nothing written")

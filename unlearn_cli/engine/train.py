@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from unlearn_cli.engine.checkpoint import Checkpoint
 from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.files import recorded_seconds
 from unlearn_cli.engine.progress import NullProgress, Progress
-from unlearn_cli.errors import UsageError
+from unlearn_cli.errors import DivergedError, UsageError
 
 
 @dataclass
@@ -183,6 +184,11 @@ def fit(
             progress.advance(1)
         both = distributed.sum_(torch.stack([total, torch.tensor(float(count), device=device)]))
         losses.append(both[0].item() / both[1].item())
+        if not math.isfinite(losses[-1]):
+            raise DivergedError(
+                f"{what} training diverged: its loss became {losses[-1]} in epoch {epoch + 1}; "
+                "nothing written (lower the learning rate)"
+            )
         progress.done(f"{what} epoch {epoch + 1}/{cfg.epochs}: loss {losses[-1]:.4f}")
     model.eval()
     return losses

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from unlearn_cli import defaults, distributed
+from unlearn_cli.config import MAX_COUNT, check_seed
 from unlearn_cli.data.requests import Request
 from unlearn_cli.engine.checkpoint import Checkpoint
 from unlearn_cli.engine.progress import NullProgress, Progress
@@ -36,12 +37,14 @@ from unlearn_cli.workflows.targets import Target, absent_requests, check_target,
 JUDGED_KEYS = ("fratio", "is", "fid", "precision", "recall")  # what the judge's features give
 
 
-def check_evaluation(samples: int, batch_size: int) -> None:
-    """An evaluation needs two samples at least (FID's covariance) and a batch of one."""
-    if samples < 2:
-        raise UsageError(f"must be at least 2 (FID needs two), got {samples}", "samples")
-    if batch_size < 1:
-        raise UsageError(f"must be at least 1, got {batch_size}", "batch_size")
+def check_evaluation(samples: int, batch_size: int, seed: int = defaults.EVAL_SEED) -> None:
+    """An evaluation needs two samples at least (FID's covariance), a batch of one, and a seed
+    the generators take."""
+    check_seed(seed)
+    if not 2 <= samples <= MAX_COUNT:
+        raise UsageError(f"must be from 2 (FID needs two) to {MAX_COUNT}, got {samples}", "samples")
+    if not 1 <= batch_size <= MAX_COUNT:
+        raise UsageError(f"must be from 1 to {MAX_COUNT}, got {batch_size}", "batch_size")
 
 
 def evaluate(
@@ -88,7 +91,7 @@ def evaluate(
     """
     progress = progress or NullProgress()
     device = torch.device(device)
-    check_evaluation(samples, batch_size)
+    check_evaluation(samples, batch_size, seed)
     if vae.kind != "vae":
         raise CheckpointError(f"{vae.path}: is a {vae.kind} checkpoint; evaluate scores a VAE")
     if requests is None:

@@ -23,11 +23,11 @@ from unlearn_cli.data.requests import (
     union,
 )
 from unlearn_cli.data.spec import load_split
-from unlearn_cli.engine.checkpoint import Checkpoint, save_checkpoint
+from unlearn_cli.engine.checkpoint import Checkpoint, first_not_finite, save_checkpoint
 from unlearn_cli.engine.files import file_sha256, recorded_seconds, timestamp
 from unlearn_cli.engine.progress import NullProgress, Progress
 from unlearn_cli.engine.train import start_clock, sync
-from unlearn_cli.errors import DataError
+from unlearn_cli.errors import DataError, DivergedError
 from unlearn_cli.methods import MethodConfig, UnlearningMethod
 from unlearn_cli.metrics import negative_elbo
 from unlearn_cli.workflows.image_sets import DataImages
@@ -125,6 +125,12 @@ def run_forget(
     heldout = heldout_of(ckpt, [*ckpt.forgotten_requests(), *plan.new], plan.root)
     result = method.unlearn(ckpt, plan.forget, plan.retain, cfg, device, progress, heldout)
     model = result.model
+    bad = first_not_finite(model.state_dict())
+    if bad is not None:
+        raise DivergedError(
+            f"{method.name} made tensor {bad} NaN or infinite (its loss diverged); nothing "
+            "written (lower its learning rate, or try another method)"
+        )
     distributed.same_weights_(model)  # under torchrun: rank 0's result everywhere
     sync(device)
     seconds = time.perf_counter() - start
@@ -253,17 +259,22 @@ def save_forget(
     returns its sha256."""
     if distributed.is_main():
         with ledger_lock(ledger):
+            replaced = file_sha256(out) if out.is_file() else None  # --in-place: the parent
             save_checkpoint(child, out, overwrite=overwrite)
             child.sha256 = file_sha256(out)
             if ledger is not None:
-                append_receipts(ledger, receipts(child, parent, plan, out))
+                append_receipts(ledger, receipts(child, parent, plan, out, replaced))
     child.sha256 = distributed.broadcast(child.sha256)
     return child.sha256
 
 
-def receipts(child: Checkpoint, parent: Checkpoint, plan: Plan, out: Path) -> list[dict]:
-    """One receipt per request: that it was honoured, and by which file."""
+def receipts(
+    child: Checkpoint, parent: Checkpoint, plan: Plan, out: Path, replaced: str | None = None
+) -> list[dict]:
+    """One receipt per request: that it was honoured, and by which file; `replaced`: the sha256
+    of the file the child was written over, if any (the parent itself, with --in-place)."""
     entry = child.lineage[-1]
+    extra = {"replaced_sha256": replaced} if replaced is not None else {}
     return [
         {
             "request_id": r.id,
@@ -276,6 +287,7 @@ def receipts(child: Checkpoint, parent: Checkpoint, plan: Plan, out: Path) -> li
             "child_sha256": child.sha256,
             "checkpoint": str(out),
             "time": entry["created"],
+            **extra,
         }
         for r in plan.new
     ]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from unlearn_cli.data.requests import Request
 from unlearn_cli.data.spec import DatasetSpec
-from unlearn_cli.engine.checkpoint import read_metadata
+from unlearn_cli.engine.checkpoint import read_metadata, tensor_problems
 from unlearn_cli.engine.files import file_sha256
 from unlearn_cli.errors import CheckpointError
 
@@ -32,8 +32,9 @@ def lineage_of(meta: dict, where: str) -> list[dict]:
 
 
 def describe_checkpoint(path: Path) -> dict:
-    """One JSON-ready document: what the file is, what it was trained on, and every operation
-    in its lineage with the requests it honoured."""
+    """One JSON-ready document: what the file is, what it was trained on, every operation in
+    its lineage with the requests it honoured, and what is wrong with its tensors (`problems`:
+    a NaN weight, a file cut short), which the other commands refuse."""
     meta = read_metadata(path)
     try:
         spec = DatasetSpec.from_dict(meta["dataset"])
@@ -67,4 +68,5 @@ def describe_checkpoint(path: Path) -> dict:
         "metrics": meta.get("metrics", {}),
         "lineage": operations,
         "original_sha256": operations[0]["parent_sha256"] if operations else None,
+        "problems": tensor_problems(path),
     }

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from unlearn_cli.engine.files import write_failed
 from unlearn_cli.errors import DataError, OutputError
 
 LOCK_TIMEOUT = 300  # seconds to wait for another writer; one holds the lock for milliseconds
@@ -45,15 +46,20 @@ def ledger_lock(path: Path | None) -> Iterator[None]:
 
 def append_receipts(path: Path, receipts: list[dict]) -> None:
     """Append one JSON line per receipt in a single write; call it holding `ledger_lock(path)`."""
-    text = "".join(json.dumps(r) + "\n" for r in receipts)
+    text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in receipts)
     with open(path, "a+b") as f:
-        if f.seek(0, os.SEEK_END) > 0:
+        size = f.seek(0, os.SEEK_END)
+        if size > 0:
             f.seek(-1, os.SEEK_END)
             if f.read(1) != b"\n":  # a line cut short by a crash stays alone on its line
                 text = "\n" + text
-        f.write(text.encode())
-        f.flush()
-        os.fsync(f.fileno())
+        try:
+            f.write(text.encode())
+            f.flush()
+            os.fsync(f.fileno())
+        except OSError as e:  # a full disk: no receipt cut short, the ledger as it was
+            f.truncate(size)
+            raise write_failed(path, e) from None
 
 
 @dataclass(frozen=True)

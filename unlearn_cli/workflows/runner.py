@@ -16,6 +16,7 @@ import torch
 from unlearn_cli import __version__, defaults, distributed
 from unlearn_cli.data.requests import Request
 from unlearn_cli.engine.checkpoint import Checkpoint, atomic_write, load_checkpoint, save_checkpoint
+from unlearn_cli.engine.files import json_text
 from unlearn_cli.engine.progress import Progress
 from unlearn_cli.workflows.experiment import Experiment, MethodRun
 from unlearn_cli.workflows.targets import Target
@@ -154,6 +155,6 @@ class Runner:
             reference=reference[0] if reference is not None else None,
             **ev,
         )
-        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json_text(result)))
         distributed.barrier()
         return result

@@ -1,0 +1,67 @@
+"""Numbers beyond any range (indices, classes, counts, seeds, learning rates) are refused before
+use: exit 2, one line with the allowed range, nothing written."""
+
+from __future__ import annotations
+
+import pytest
+
+HUGE = str(10**30)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--indices", HUGE), "past the largest index, 9223372036854775807"),
+        (("--class", "12"), "from 0 to 9"),
+        (("--class", "1", "--seed", HUGE), "from 0 to 4294967295"),
+        (("--class", "1", "--seed", "-1"), "from 0 to 4294967295"),
+        (("--class", "1", "--epochs", HUGE), "at most 2147483647"),
+        (("--class", "1", "--batch-size", HUGE), "at most 2147483647"),
+        (("--class", "1", "--lr", "inf"), "finite number"),
+        (("--class", "1", "--lr", "nan"), "--lr"),
+    ],
+)
+def test_forget_refuses_numbers_out_of_range(cli, tiny_vae, tmp_path, args, message):
+    result = cli("forget", tiny_vae, *args, "--out", tmp_path / "o.safetensors")
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [f"indices: [{HUGE}]", f"class: {HUGE}", "class: 10", "indices: [-1]", "indices: [1.5]"],
+)
+def test_a_manifest_number_out_of_range_is_a_refusal(cli, tiny_vae, tmp_path, entry):
+    manifest = tmp_path / "r.yaml"
+    manifest.write_text(f"requests:\n  - id: a\n    {entry}\n")
+    result = cli("forget", tiny_vae, "--manifest", manifest, "--dry-run")
+    assert result.exit_code == 2, result.stderr
+    assert "is not a whole number from 0 to" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--samples", HUGE), "from 2 (FID needs two) to 2147483647"),
+        (("--batch-size", "0"), "from 1 to 2147483647"),
+        (("--seed", HUGE), "from 0 to 4294967295"),
+    ],
+)
+def test_evaluate_refuses_numbers_out_of_range(cli, tiny_vae, args, message):
+    result = cli("evaluate", tiny_vae, *args)
+    assert result.exit_code == 2 and message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--seed", HUGE), "from 0 to 4294967295"),
+        (("--epochs", HUGE), "at most 2147483647"),
+        (("--lr", "inf"), "finite number"),
+    ],
+)
+def test_train_refuses_numbers_out_of_range(cli, tmp_path, args, message):
+    result = cli("train", "--limit", "10", *args, "--out", tmp_path / "t.safetensors")
+    assert result.exit_code == 2 and message in result.stderr
+    assert list(tmp_path.iterdir()) == []
