@@ -103,11 +103,15 @@ def note(message: str) -> None:
 def forget(
     checkpoint: Annotated[Path, typer.Argument(help="The VAE checkpoint to unlearn from.")],
     class_: Annotated[
-        list[int] | None, typer.Option("--class", help="MNIST digit to forget (repeatable).")
+        list[str] | None,
+        typer.Option("--class", help="MNIST digit or class folder to forget (repeatable)."),
     ] = None,
     attribute: Annotated[
         list[str] | None,
-        typer.Option(help="CelebA attribute whose samples to forget, e.g. Male (repeatable)."),
+        typer.Option(
+            help="Attribute (CelebA, attributes.csv) whose samples to forget, e.g. Male "
+            "(repeatable)."
+        ),
     ] = None,
     indices: Annotated[
         str | None, typer.Option(help="Training-sample identities, e.g. 12,40,77.")
@@ -115,7 +119,8 @@ def forget(
     indices_file: Annotated[
         Path | None,
         typer.Option(
-            help="File of identities or CelebA file names, one per line or comma-separated."
+            help="File of identities, CelebA file names or paths relative to a folder dataset, "
+            "one per line or comma-separated."
         ),
     ] = None,
     manifest: Annotated[
@@ -197,6 +202,8 @@ def forget(
     if not dry_run:
         check_outputs(target, ledger, checkpoint, (*manifests, indices_file), overwrite)
     plan = plan_forget(ckpt, requests, str(data_dir) if data_dir else None)
+    for line in plan.notes:  # a changed folder, said before any work
+        note(line)
     for r in plan.skipped:
         note(f"request {r.id}: already forgotten (in the checkpoint's lineage); skipped")
     summary = summarise(checkpoint, method, dry_run, requests, plan, dev)

@@ -11,7 +11,7 @@ from typing import overload
 
 from unlearn_cli.config import check_fields, is_int, load_yaml
 from unlearn_cli.data.requests import Request, load_manifest, parse_requests
-from unlearn_cli.data.spec import DatasetSpec
+from unlearn_cli.data.spec import DatasetSpec, folder_spec
 from unlearn_cli.errors import ConfigError, UnlearnError, UsageError
 from unlearn_cli.methods import METHOD_NAMES, check_options, option_types
 from unlearn_cli.workflows.targets import Target
@@ -32,8 +32,8 @@ EXPERIMENT_KEYS = {
     "device": str,
     "out_dir": str,
 }
-DATASET_KEYS = {"name": str, "data_dir": str, "classes": list, "limit": int}
-MODEL_KEYS = {"latent_dim": int, "hidden": list}
+DATASET_KEYS = {"name": str, "data_dir": str, "classes": list, "limit": int, "image_size": int}
+MODEL_KEYS = {"arch": str, "latent_dim": int, "hidden": list}
 TRAIN_KEYS = {"epochs": int, "batch_size": int, "lr": float}
 JUDGE_KEYS = {
     "epochs": int,
@@ -42,6 +42,7 @@ JUDGE_KEYS = {
     "seed": int,
     "checkpoint": str,
     "attribute": str,
+    "arch": str,
 }
 FORGET_KEYS = {"requests": list, "manifest": str}
 EVALUATE_KEYS = {"samples": int, "seed": int, "batch_size": int}
@@ -137,7 +138,10 @@ def load_experiment(path: str | Path) -> Experiment:
             root=_resolve(base, ds.get("data_dir")),
             classes=tuple(ds["classes"]) if ds.get("classes") else None,
             limit=ds.get("limit"),
+            image_size=ds.get("image_size", 0),
         )
+        if spec.name == "folder":
+            spec = folder_spec(spec)
     except UnlearnError as e:
         problems.append(f"dataset: {e}")
     if problems:

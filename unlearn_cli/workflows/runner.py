@@ -64,8 +64,7 @@ class Runner:
         return load_checkpoint(path)
 
     def judge(self) -> tuple[Checkpoint, str]:
-        from unlearn_cli.engine.train import TrainConfig, train_judge
-        from unlearn_cli.models import JudgeConfig
+        from unlearn_cli.engine.train import TrainConfig, judge_config, train_judge
 
         j = self.exp.judge
         if "checkpoint" in j:
@@ -75,22 +74,21 @@ class Runner:
         spec = dataclasses.replace(self.exp.dataset, attribute=j.get("attribute"))
         cfg = TrainConfig.of(j, "judge")
         k = key("judge", spec.to_dict(), cfg.to_dict())
-        model_cfg = JudgeConfig.from_name(spec.name, num_classes=spec.num_classes)
+        model_cfg = judge_config(spec, arch=j.get("arch"))
         return self.cached(
             f"judge-{k}.safetensors",
             lambda: train_judge(spec, model_cfg, cfg, self.device, self.progress),
         ), k
 
     def original(self, seed: int) -> tuple[Checkpoint, str]:
-        from unlearn_cli.engine.train import TrainConfig, train_vae
-        from unlearn_cli.models import VAEConfig
+        from unlearn_cli.engine.train import TrainConfig, train_vae, vae_config
 
         if self.exp.original is not None:
             ckpt = load_checkpoint(self.exp.original, "vae")
             assert ckpt.sha256 is not None  # load_checkpoint sets it
             return ckpt, ckpt.sha256
         cfg = TrainConfig(**self.exp.train, seed=seed)
-        model_cfg = VAEConfig.from_name(self.exp.dataset.name, **self.exp.model)
+        model_cfg = vae_config(self.exp.dataset, **self.exp.model)
         k = key("original", self.exp.dataset.to_dict(), model_cfg.to_dict(), cfg.to_dict())
         return self.cached(
             f"original-s{seed}-{k}.safetensors",
@@ -112,6 +110,8 @@ class Runner:
 
         def make():
             plan = plan_forget(original, self.exp.requests)
+            for line in plan.notes:
+                self.progress.log(line)
             self.progress.log(
                 f"seed {seed}: {run.label} on {len(plan.forget)} forget and "
                 f"{len(plan.retain)} retain samples"
