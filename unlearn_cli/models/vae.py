@@ -27,9 +27,8 @@ class VAEConfig:
             raise ValueError(f"unknown VAE arch {self.arch!r}")
         if self.arch == "conv" and self.image_size % 2 ** len(self.hidden):
             raise UsageError(
-                f"the convolutional VAE halves the image {len(self.hidden)} times, so it needs a "
-                f"side that is a multiple of {2 ** len(self.hidden)}, not {self.image_size}; "
-                "choose another image size",
+                f"{self.image_size} does not suit the convolutional VAE, which halves the image "
+                f"{len(self.hidden)} times: use a multiple of {2 ** len(self.hidden)}",
                 "image_size",
             )
 
