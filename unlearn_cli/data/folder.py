@@ -74,7 +74,7 @@ def list_images(root: Path, split: str) -> list[tuple[str, str | None]]:
     out: list[tuple[str, str | None]] = []
     for d in subdirs:
         images = sorted(p for p in d.rglob("*") if _is_image(p))
-        if len(images) < MIN_CLASS_IMAGES:
+        if len(images) < (MIN_CLASS_IMAGES if split == "train" else 1):
             what = "no images" if not images else "only one image"
             raise DataError(
                 f"class {d.name!r} ({d}) has {what}; a class needs at least "
@@ -87,8 +87,8 @@ def list_images(root: Path, split: str) -> list[tuple[str, str | None]]:
 
 
 def read_attribute_table(path: Path, known: set[str]) -> tuple[list[str], dict[str, list[bool]]]:
-    """(attribute names, file -> flags) from attributes.csv; every row must name an image of
-    the folder, and every value be 0, 1 or -1."""
+    """(attribute names, file -> flags) from attributes.csv, for the images in `known`; every
+    value must be 0, 1 or -1. Rows of images no longer in the folder are passed over."""
     try:
         with path.open(newline="") as f:
             rows = list(csv.reader(f))
@@ -107,11 +107,8 @@ def read_attribute_table(path: Path, known: set[str]) -> tuple[list[str], dict[s
                 f"{path}:{lineno}: expected a file and {len(names)} values of 0/1 or -1/1"
             )
         name = row[0].strip()
-        if name not in known:
-            raise DataError(
-                f"{path}:{lineno}: {name} is not an image of the folder (the file column "
-                "holds paths relative to it, e.g. train/cat/001.png)"
-            )
+        if name not in known:  # an image removed since (a misspelt one has no row: refused)
+            continue
         if name in table:
             raise DataError(f"{path}:{lineno}: a second row for {name}")
         table[name] = [ATTR_VALUES[v] for v in values]
@@ -309,7 +306,10 @@ def load_folder(
         attr_names, table = read_attribute_table(root / ATTR_FILE, {r for r, _ in train + test})
         unlabelled = [rel for rel, _ in entries if rel not in table]
         if unlabelled:
-            raise DataError(f"{root / ATTR_FILE}: no row for {unlabelled[0]}; give every image one")
+            raise DataError(
+                f"{root / ATTR_FILE}: no row for {unlabelled[0]}; give every image one (the file "
+                "column holds paths relative to the folder, e.g. train/cat/001.png)"
+            )
     raws = []
     for rel, _ in entries:
         try:
