@@ -11,7 +11,7 @@ from typing import overload
 
 from unlearn_cli.config import check_fields, is_int, load_yaml
 from unlearn_cli.data.requests import Request, load_manifest, parse_requests
-from unlearn_cli.data.spec import DatasetSpec, folder_spec
+from unlearn_cli.data.spec import DatasetSpec
 from unlearn_cli.errors import ConfigError, UnlearnError, UsageError
 from unlearn_cli.methods import METHOD_NAMES, check_options, option_types
 from unlearn_cli.workflows.targets import Target
@@ -140,8 +140,6 @@ def load_experiment(path: str | Path) -> Experiment:
             limit=ds.get("limit"),
             image_size=ds.get("image_size", 0),
         )
-        if spec.name == "folder":
-            spec = folder_spec(spec)
     except UnlearnError as e:
         problems.append(f"dataset: {e}")
     if problems:

@@ -15,6 +15,7 @@ import torch
 
 from unlearn_cli import __version__, defaults, distributed
 from unlearn_cli.data.requests import Request
+from unlearn_cli.data.spec import folder_spec
 from unlearn_cli.engine.checkpoint import Checkpoint, atomic_write, load_checkpoint, save_checkpoint
 from unlearn_cli.engine.progress import Progress
 from unlearn_cli.workflows.experiment import Experiment, MethodRun
@@ -46,6 +47,8 @@ class Runner:
     """Runs an experiment's artefacts in order, reusing whatever the cache already holds."""
 
     def __init__(self, exp: Experiment, device: torch.device, progress: Progress):
+        if exp.dataset.name == "folder":  # its classes, channels and size, from the folder now
+            exp = dataclasses.replace(exp, dataset=folder_spec(exp.dataset))
         self.exp, self.device, self.progress = exp, device, progress
         exp.out_dir.mkdir(parents=True, exist_ok=True)
         self.reused = 0
@@ -73,8 +76,9 @@ class Runner:
             return ckpt, ckpt.sha256
         spec = dataclasses.replace(self.exp.dataset, attribute=j.get("attribute"))
         cfg = TrainConfig.of(j, "judge")
-        k = key("judge", spec.to_dict(), cfg.to_dict())
         model_cfg = judge_config(spec, arch=j.get("arch"))
+        named = [model_cfg.to_dict()] if j.get("arch") else []  # earlier keys stay valid
+        k = key("judge", spec.to_dict(), cfg.to_dict(), *named)
         return self.cached(
             f"judge-{k}.safetensors",
             lambda: train_judge(spec, model_cfg, cfg, self.device, self.progress),
