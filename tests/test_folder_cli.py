@@ -67,7 +67,7 @@ def test_train_conv_and_resnet_on_colour(cli, tmp_path):
     assert meta["metrics"]["test_samples"] == 3
 
 
-@pytest.mark.parametrize("method", ["surgery", "ascent", "fu", "redirect"])
+@pytest.mark.parametrize("method", ["surgery", "ascent", "fu", "redirect", "retrain"])
 def test_forget_a_class_by_name(cli, vae, tmp_path, method):
     result, out = forget(cli, vae, tmp_path, "--class", "dog", "--method", method)
     assert result["forget_samples"] == 6 and result["retain_samples"] == 12

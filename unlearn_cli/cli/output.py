@@ -31,8 +31,8 @@ DataDirOpt = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
-        help="Where the data lives: a torchvision MNIST root or a CelebA "
-        "folder. MNIST defaults to the embedded copy.",
+        help="Where the data lives: a torchvision MNIST root, a CelebA folder or a folder "
+        "dataset (DIR/train/<class>/<image>). MNIST defaults to the embedded copy.",
     ),
 ]
 
