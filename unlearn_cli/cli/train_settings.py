@@ -70,8 +70,9 @@ def classes_of(value, name: str) -> tuple | None:
                 f"--classes: {bad[0]} is not an MNIST digit; use digits 0-9, e.g. 1,3,8"
             )
     if len(set(items)) < 2:
+        what = "classes" if name == "folder" else "digits"
         raise UsageError(
-            "--classes needs at least two distinct classes (a judge must tell them "
+            f"--classes needs at least two distinct {what} (a judge must tell them "
             "apart, and forgetting one must leave another)"
         )
     return tuple(sorted(set(items), key=str))

@@ -22,9 +22,10 @@ class JudgeConfig:
 
     @classmethod
     def from_name(cls, name: str, **overrides) -> JudgeConfig:
-        presets = {"mnist": dict(channels=1, image_size=28), "celeba": dict(num_classes=2)}
-        sizes = {"mnist": (1, 28), "celeba": (3, 64)}
-        return cls.for_images(*sizes[name], **{**presets[name], **overrides})
+        given = {"celeba": dict(num_classes=2), "mnist": {}}[name] | overrides
+        channels, size = given.pop("channels", None), given.pop("image_size", None)
+        default = {"mnist": (1, 28), "celeba": (3, 64)}[name]
+        return cls.for_images(channels or default[0], size or default[1], **given)
 
     @classmethod
     def for_images(cls, channels: int, image_size: int, **overrides) -> JudgeConfig:

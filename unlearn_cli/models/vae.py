@@ -34,8 +34,9 @@ class VAEConfig:
 
     @classmethod
     def from_name(cls, name: str, **overrides) -> VAEConfig:
-        sizes = {"mnist": (1, 28), "celeba": (3, 64)}
-        return cls.for_images(*sizes[name], **overrides)
+        channels, size = overrides.pop("channels", None), overrides.pop("image_size", None)
+        default = {"mnist": (1, 28), "celeba": (3, 64)}[name]
+        return cls.for_images(channels or default[0], size or default[1], **overrides)
 
     @classmethod
     def for_images(cls, channels: int, image_size: int, **overrides) -> VAEConfig:

@@ -39,9 +39,10 @@ def check_judge(judge: Checkpoint, vae: Checkpoint, target: Target | None) -> No
         )
     if j.attribute is None and v.name != "celeba" and judge_classes(j) != judge_classes(v):
         digits = ",".join(map(str, judge_classes(v)))
+        what = "digits" if v.name == "mnist" else "classes"
         raise UsageError(
-            f"{name} tells classes {','.join(map(str, judge_classes(j)))} apart but the "
-            f"model learned classes {digits}; train a matching judge: "
+            f"{name} tells {what} {','.join(map(str, judge_classes(j)))} apart but the "
+            f"model learned {what} {digits}; train a matching judge: "
             f"`unlearn train --model judge --classes {digits}`",
             "judge",
         )

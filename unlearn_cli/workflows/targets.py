@@ -12,8 +12,8 @@ from unlearn_cli.engine.checkpoint import Checkpoint
 from unlearn_cli.errors import UsageError, suggest
 
 TARGET_HINT = (
-    "use class:NAME[,NAME...] (an MNIST digit or a class folder), attribute:NAME (CelebA or "
-    "attributes.csv; attr:NAME for short) or samples, e.g. class:1"
+    "use class:DIGIT[,DIGIT...] (MNIST) or class:NAME (a class folder), attribute:NAME (CelebA "
+    "or attributes.csv; attr:NAME for short) or samples, e.g. class:1"
 )
 
 
@@ -79,12 +79,14 @@ def check_target(target: Target, spec: DatasetSpec) -> None:
                 "attribute:Male",
                 "target",
             )
-        known = tuple(map(str, spec.digits if spec.name == "mnist" else spec.classes or ()))
+        mnist = spec.name == "mnist"
+        known = tuple(map(str, spec.digits if mnist else spec.classes or ()))
         unknown = [str(c) for c in target.values if str(c) not in known]
         if unknown:
+            what = "digit" if mnist else "class"
             raise UsageError(
-                f"{target}: the model never learned class {unknown[0]}"
-                f"{suggest(unknown[0], known)} (its classes: {','.join(known)})",
+                f"{target}: the model never learned {what} {unknown[0]}"
+                f"{'' if mnist else suggest(unknown[0], known)} (its {what}s: {','.join(known)})",
                 "target",
             )
         if {str(c) for c in target.values} >= set(known):
