@@ -8,7 +8,7 @@ Expected under `root` (or `root/celeba`, torchvision's layout):
 
 torchvision's own CelebA class checks md5 sums of the annotation files, so it cannot read a
 test fixture; this reader serves both, decoding images as a folder dataset does
-(`unlearn_cli.data.folder.decode`, after the face crop). A sample's identity is its index within
+(`unlearn_cli.data.images.decode`, after the face crop). A sample's identity is its index within
 its split; its file name is accepted wherever an identity is.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from unlearn_cli.data.folder import decode
+from unlearn_cli.data.images import decode
 from unlearn_cli.errors import DataError, suggest
 
 ATTR_FILE = "list_attr_celeba.txt"

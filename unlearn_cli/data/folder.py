@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from unlearn_cli.data.images import ImageData
+from unlearn_cli.data.images import ImageData, decode
 from unlearn_cli.errors import DataError, suggest
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -113,25 +112,6 @@ def read_attribute_table(path: Path, known: set[str]) -> tuple[list[str], dict[s
             raise DataError(f"{path}:{lineno}: a second row for {name}")
         table[name] = [ATTR_VALUES[v] for v in values]
     return names, table
-
-
-def decode(raw: bytes, path: Path, size: int, channels: int, crop: int | None = None):
-    """(C, size, size) uint8: resize the shorter side to `size` and centre-crop (or, with
-    `crop`, centre-crop to `crop` first, as CelebA's faces are)."""
-    from PIL import Image
-    from torchvision.transforms.v2 import functional as F
-
-    try:
-        with Image.open(io.BytesIO(raw)) as img:
-            x = F.pil_to_tensor(img.convert("L" if channels == 1 else "RGB"))  # (C, H, W)
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: not a readable image ({e}); replace or remove it") from None
-    if crop is not None:
-        x = F.center_crop(x, [crop, crop])
-    if tuple(x.shape[1:]) != (size, size):
-        x = F.resize(x, size, antialias=True)  # shorter side -> size
-        x = F.center_crop(x, [size, size])
-    return x
 
 
 @dataclass(frozen=True)
