@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from unlearn_cli.cli.train import TRAIN_KEYS
+from unlearn_cli.cli.train_settings import TRAIN_KEYS
 from unlearn_cli.config import check_fields, load_yaml
 from unlearn_cli.data.requests import load_manifest
 from unlearn_cli.workflows.experiment import load_experiment

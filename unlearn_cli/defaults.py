@@ -16,6 +16,9 @@ SAMPLES = 10_000  # generated images per evaluation, as in the paper
 EVAL_SEED = 0
 EVAL_BATCH_SIZE = 500  # images per forward pass; changes no result, only memory and speed
 
+# Models (`unlearn train` on a folder dataset chooses by the images)
+SMALL_GREY = 32  # grey images up to this side get MNIST's MLP VAE and AllCNN judge; others conv
+
 MNIST_DIGITS = tuple(range(10))  # the digits an MNIST model learns unless told `classes`
 
 

@@ -165,6 +165,8 @@ def _judge_hint(spec) -> str:
     if spec.name == "mnist":
         classes = f" --classes {','.join(map(str, spec.classes))}" if spec.classes else ""
         return f"unlearn train --model judge{classes}"
+    if spec.name == "folder":
+        return f"unlearn train --model judge --dataset folder --data-dir {spec.root}"
     return "unlearn train --model judge --dataset celeba --attribute NAME --data-dir YOUR_COPY"
 
 

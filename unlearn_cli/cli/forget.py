@@ -118,18 +118,19 @@ def forget(
         Path, typer.Argument(help="The VAE checkpoint to unlearn from.", metavar="CHECKPOINT")
     ],
     class_: Annotated[
-        list[int] | None,
+        list[str] | None,
         typer.Option(
             "--class",
-            help="MNIST digit to forget (repeatable).",
-            metavar="DIGIT",
+            help="MNIST digit or class folder to forget (repeatable).",
+            metavar="CLASS",
             rich_help_panel=WHAT,
         ),
     ] = None,
     attribute: Annotated[
         list[str] | None,
         typer.Option(
-            help="CelebA attribute whose samples to forget, e.g. Male (repeatable).",
+            help="Attribute (CelebA, attributes.csv) whose samples to forget, e.g. Male "
+            "(repeatable).",
             metavar="NAME",
             rich_help_panel=WHAT,
         ),
@@ -143,7 +144,8 @@ def forget(
     indices_file: Annotated[
         Path | None,
         typer.Option(
-            help="File of identities or CelebA file names, one per line or comma-separated.",
+            help="File of identities, CelebA file names or paths relative to a folder dataset, "
+            "one per line or comma-separated.",
             metavar="FILE",
             rich_help_panel=WHAT,
         ),
@@ -233,6 +235,8 @@ def forget(
     if not dry_run and not plan.nothing_to_do and not in_place:  # a rerun that writes nothing
         hint = ", or pass --in-place to replace the checkpoint"  # may name it
         check_not_input(target, (checkpoint,), "--out", hint)
+    for line in plan.notes:  # a changed folder, said before any work
+        note(line)
     for r in plan.skipped:
         note(f"request {r.id}: already forgotten (in the checkpoint's lineage); skipped")
     summary = summarise(checkpoint, method, dry_run, requests, plan, dev)

@@ -31,8 +31,8 @@ DEVICE_OPTION = typer.Option(
 JSON_OPTION = typer.Option("--json", help="Print one JSON document on stdout.", metavar="")
 DATA_DIR_OPTION = typer.Option(
     "--data-dir",
-    help="Where the data lives: a torchvision MNIST root or a CelebA folder. MNIST defaults to "
-    "the embedded copy.",
+    help="Where the data lives: a torchvision MNIST root, a CelebA folder or a folder dataset "
+    "(DIR/train/<class>/<image>). MNIST defaults to the embedded copy.",
     metavar="DIR",
 )
 
@@ -46,9 +46,7 @@ def in_panel(option: Any, name: str) -> Any:
 
 
 DeviceOpt = Annotated[str, DEVICE_OPTION]
-OptionalDeviceOpt = Annotated[
-    str | None, DEVICE_OPTION
-]  # None: a config or experiment file decides
+OptionalDeviceOpt = Annotated[str | None, DEVICE_OPTION]  # None: a config or experiment decides
 JsonOpt = Annotated[bool, JSON_OPTION]
 DataDirOpt = Annotated[Path | None, DATA_DIR_OPTION]
 

@@ -12,7 +12,7 @@ from unlearn_cli.cli.output import parse_int_list
 if TYPE_CHECKING:
     from unlearn_cli.data.requests import Request
 
-IdT = TypeVar("IdT", int, str)  # a sample's index, or a CelebA file name
+IdT = TypeVar("IdT", int, str)  # a sample's index, or a file's name or path
 
 
 def identity_request(kind: str, values: list[IdT]) -> Request:
@@ -24,13 +24,15 @@ def identity_request(kind: str, values: list[IdT]) -> Request:
 
 
 def flag_requests(
-    classes: list[int], attributes: list[str], indices: str | None, indices_file: Path | None
+    classes: list[str], attributes: list[str], indices: str | None, indices_file: Path | None
 ) -> list[Request]:
-    """Requests from the selector flags; their ids are stable, so a rerun is a no-op."""
+    """Requests from the selector flags; their ids are stable, so a rerun is a no-op. A class
+    is a digit (MNIST, or a class folder named by one) or a class folder's name."""
     from unlearn_cli.data.requests import MAX_INDEX, RANGES, Request, read_indices_file
     from unlearn_cli.errors import UsageError
 
-    requests = [Request(f"cli-class-{c}", "class", (c,)) for c in classes]
+    named = [int(c) if c.isdigit() else c for c in classes]
+    requests = [Request(f"cli-class-{c}", "class", (c,)) for c in named]
     requests += [Request(f"cli-attribute-{a}", "attribute", (a,)) for a in attributes]
     picked = []
     if indices is not None:
@@ -40,8 +42,8 @@ def flag_requests(
     for bad in (p for p in picked if p.startswith("-")):
         raise UsageError(f"--indices: {bad} is negative; indices start at 0")
     numbers = [int(p) for p in picked if p.isdigit()]
-    for c in (c for c in classes if not 0 <= c <= RANGES["class"]):
-        raise UsageError(f"--class {c}: use a digit from 0 to {RANGES['class']}")
+    for c in (c for c in named if isinstance(c, int) and c > RANGES["class"]):
+        raise UsageError(f"--class {c}: use a digit from 0 to {RANGES['class']} or a class name")
     for n in (n for n in numbers if n > MAX_INDEX):
         raise UsageError(f"--indices: {n} is past the largest index, {MAX_INDEX}")
     files = [p for p in picked if not p.isdigit()]
@@ -53,7 +55,7 @@ def flag_requests(
 
 
 def all_requests(
-    classes: list[int],
+    classes: list[str],
     attributes: list[str],
     indices: str | None,
     indices_file: Path | None,

@@ -16,116 +16,21 @@ from unlearn_cli.cli.output import (
     key_value_table,
     note,
     out,
-    parse_int_list,
     print_json,
+)
+from unlearn_cli.cli.train_settings import (
+    check_settings,
+    classes_of,
+    dataset_spec,
+    default_out,
+    model_options,
+    settings_of,
 )
 
 if TYPE_CHECKING:
     from unlearn_cli.data.spec import DatasetSpec
     from unlearn_cli.engine.checkpoint import Checkpoint
     from unlearn_cli.engine.train import TrainConfig
-
-TRAIN_KEYS: dict[str, type | tuple[type, ...]] = {
-    "model": str,
-    "dataset": str,
-    "data_dir": str,
-    "classes": (list, str, int),
-    "attribute": str,
-    "epochs": int,
-    "batch_size": int,
-    "lr": float,
-    "latent_dim": int,
-    "seed": int,
-    "device": str,
-    "out": str,
-    "exclude": str,
-    "limit": int,
-}
-
-
-def _settings(config: Path | None, flags: dict) -> dict:
-    """Values from --config, overridden by the flags the user gave."""
-    from unlearn_cli.config import check_fields, load_yaml
-    from unlearn_cli.errors import ConfigError
-
-    values: dict = {}
-    if config is not None:
-        problems: list[str] = []
-        data = load_yaml(config)
-        values = dict(
-            check_fields(data if data is not None else {}, TRAIN_KEYS, "config", problems)
-        )
-        if problems:
-            raise ConfigError(str(config), problems)
-        if "exclude" in values:  # manifests named in a config are relative to it
-            values["exclude"] = str(config.parent / values["exclude"])
-    values.update({k: v for k, v in flags.items() if v is not None})
-    return values
-
-
-def _classes(value) -> tuple[int, ...] | None:
-    from unlearn_cli.errors import UsageError
-
-    if value is None:
-        return None
-    items = parse_int_list(str(value), "--classes") if not isinstance(value, list) else value
-    bad = [c for c in items if not isinstance(c, int) or not 0 <= c <= 9]
-    if bad:
-        raise UsageError(f"--classes: {bad[0]} is not an MNIST digit; use digits 0-9, e.g. 1,3,8")
-    if len(set(items)) < 2:
-        raise UsageError(
-            "--classes needs at least two distinct digits (a judge must tell them "
-            "apart, and forgetting one must leave another)"
-        )
-    return tuple(sorted(set(items)))
-
-
-def default_out(kind: str, spec) -> Path:
-    name = spec.name + ("".join(map(str, spec.classes)) if spec.classes else "")
-    if spec.attribute:
-        name += f"-{spec.attribute}"
-    if spec.exclude:
-        name += "-retrain"
-    return Path(f"{kind}-{name}.safetensors")
-
-
-def check_settings(s: dict, kind: str, name: str, download: bool) -> None:
-    """Refuse settings that contradict each other, before anything heavy is imported."""
-    from unlearn_cli.errors import UsageError
-
-    if kind not in ("vae", "judge"):
-        raise UsageError(f"--model {kind!r}: use vae or judge")
-    if name == "celeba" and kind == "judge" and not s.get("attribute"):
-        raise UsageError("a CelebA judge classifies one attribute: add --attribute, e.g. Male")
-    if s.get("attribute") and (kind == "vae" or name != "celeba"):
-        raise UsageError(
-            "--attribute names the CelebA attribute a judge classifies; a VAE "
-            "learns all of CelebA (forget an attribute with `unlearn forget`)"
-        )
-    if name == "celeba" and s.get("classes") is not None:
-        raise UsageError("--classes selects MNIST digits; CelebA has attributes instead")
-    if download and (name != "mnist" or not s.get("data_dir")):
-        raise UsageError(
-            "--download fetches MNIST into --data-dir; name the folder with "
-            "--data-dir (the embedded MNIST needs no download)"
-        )
-    if s.get("exclude") and kind == "judge":
-        raise UsageError("--exclude builds a retrain reference VAE; a judge must see every class")
-
-
-def dataset_spec(s: dict, name: str, digits: tuple[int, ...] | None, requests: list) -> DatasetSpec:
-    """The training data: the dataset, its folder, digits, size limit and exclusions."""
-    from unlearn_cli.data.spec import DatasetSpec
-
-    root = str(Path(s["data_dir"]).expanduser().resolve()) if s.get("data_dir") else None
-    return DatasetSpec(
-        name=name,
-        root=root,
-        classes=digits,
-        attribute=s.get("attribute"),
-        exclude=tuple(r.to_dict() for r in requests),
-        limit=s.get("limit"),
-    )
 
 
 def train_config(s: dict, kind: str) -> TrainConfig:
@@ -154,17 +59,15 @@ def fit(
     """Train the VAE (on the training set minus the exclusions) or the judge."""
     from unlearn_cli.data.requests import resolve_all, training_set
     from unlearn_cli.data.spec import load_split
-    from unlearn_cli.engine.train import train_judge, train_vae
-    from unlearn_cli.models import JudgeConfig, VAEConfig
+    from unlearn_cli.engine.train import judge_config, train_judge, train_vae, vae_config
 
+    options = model_options(s, kind)
     if kind == "vae":
+        preset = vae_config(spec, **options)  # checked before the data is read
         if requests:  # validate the manifest against the data before training
             resolve_all(requests, load_split(spec), spec)
-        preset = VAEConfig.from_name(spec.name, latent_dim=s.get("latent_dim"))
         return train_vae(spec, preset, cfg, dev, progress, data=training_set(spec))
-    return train_judge(
-        spec, JudgeConfig.from_name(spec.name, num_classes=spec.num_classes), cfg, dev, progress
-    )
+    return train_judge(spec, judge_config(spec, **options), cfg, dev, progress)
 
 
 TRAIN_EXAMPLES = (
@@ -184,17 +87,44 @@ def train(
         ),
     ] = None,
     dataset: Annotated[
-        str | None, typer.Option(help="mnist (embedded) or celeba (needs --data-dir).")
+        str | None,
+        typer.Option(
+            help="mnist (embedded), celeba or folder (DIR/train/<class>/<image>; both need "
+            "--data-dir)."
+        ),
     ] = None,
     data_dir: DataDirOpt = None,
     classes: Annotated[
         str | None,
         typer.Option(
-            help="MNIST digits to train on, e.g. 1,3,8 (the paper's MNIST138). Default: all ten."
+            help="MNIST digits (or a folder's classes) to train on, e.g. 1,3,8 (the paper's "
+            "MNIST138). Default: all."
         ),
     ] = None,
     attribute: Annotated[
-        str | None, typer.Option(help="CelebA attribute a judge classifies, e.g. Male.")
+        str | None,
+        typer.Option(help="Attribute a judge classifies (CelebA, attributes.csv), e.g. Male."),
+    ] = None,
+    image_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Resize and centre-crop to N x N (folder, CelebA). \\[default: the "
+            "images' side, at most 64; CelebA 64]"
+        ),
+    ] = None,
+    arch: Annotated[
+        str | None,
+        typer.Option(
+            help="VAE: mlp or conv; judge: allcnn or resnet18. \\[default: mlp/allcnn for grey "
+            f"images up to {defaults.SMALL_GREY} px, conv/resnet18 otherwise]"
+        ),
+    ] = None,
+    widths: Annotated[
+        str | None,
+        typer.Option(
+            help="Layer widths: the VAE's MLP widths or conv channels, e.g. 32,64,128,256; "
+            "AllCNN's first width."
+        ),
     ] = None,
     epochs: Annotated[
         int | None,
@@ -210,7 +140,7 @@ def train(
         float | None, typer.Option(help=f"Adam learning rate. \\[default: {defaults.LR:g}]")
     ] = None,
     latent_dim: Annotated[
-        int | None, typer.Option(help="VAE latent size. \\[default: 16 MNIST, 64 CelebA]")
+        int | None, typer.Option(help="VAE latent size. \\[default: 16 mlp, 64 conv]")
     ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Same seed, same device: same weights. \\[default: 0]")
@@ -250,7 +180,7 @@ def train(
     ] = False,
 ) -> None:
     """Train a VAE or a judge from scratch and write a self-describing checkpoint."""
-    s = _settings(
+    s = settings_of(
         config,
         dict(
             model=model,
@@ -267,11 +197,14 @@ def train(
             out=str(out_path) if out_path else None,
             exclude=str(exclude) if exclude else None,
             limit=limit,
+            image_size=image_size,
+            arch=arch,
+            widths=widths,
         ),
     )
     kind, name = s.get("model", "vae"), s.get("dataset", "mnist")
     check_settings(s, kind, name, download)
-    digits = _classes(s.get("classes"))
+    digits = classes_of(s.get("classes"), name)
 
     import torch  # noqa: F401  (heavy imports only once the arguments are known to be sane)
 

@@ -7,8 +7,9 @@ Expected under `root` (or `root/celeba`, torchvision's layout):
     list_eval_partition.txt     `file split` rows, split 0 = train, 1 = valid, 2 = test
 
 torchvision's own CelebA class checks md5 sums of the annotation files, so it cannot read a
-test fixture; this reader serves both. A sample's identity is its index within its split; its
-file name is accepted wherever an identity is.
+test fixture; this reader serves both, decoding images as a folder dataset does
+(`unlearn_cli.data.images.decode`, after the face crop). A sample's identity is its index within
+its split; its file name is accepted wherever an identity is.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from unlearn_cli.data.images import decode
 from unlearn_cli.errors import DataError, suggest
 
 ATTR_FILE = "list_attr_celeba.txt"
@@ -107,30 +109,26 @@ class CelebA(Dataset):
             )
         return self.attr_names.index(name)
 
-    def ids_of_files(self, names: list[str]) -> torch.Tensor:
+    def ids_of_files(self, names: list[str], missing_ok: bool = False) -> torch.Tensor:
         if self._index is None:
             self._index = {f: i for i, f in enumerate(self.files)}
         index = self._index
         unknown = [n for n in names if n not in index]
-        if unknown:
+        if unknown and not missing_ok:
             raise DataError(f"{unknown[0]} is not an image of this CelebA split")
-        return self.ids[torch.tensor([index[n] for n in names], dtype=torch.long)]
+        found = [index[n] for n in names if n in index]
+        return self.ids[torch.tensor(found, dtype=torch.long)]
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int):
-        from PIL import Image
-        from torchvision.transforms.v2 import functional as F
-
         path = self.root / IMAGE_DIR / self.files[i]
         try:
-            with Image.open(path) as img:
-                x = F.pil_to_tensor(img.convert("RGB"))  # (3, H, W) uint8
+            raw = path.read_bytes()
         except OSError as e:
-            raise DataError(f"cannot read image {path}: {e}") from e
-        x = F.center_crop(x, [CROP, CROP])
-        x = F.resize(x, [self.image_size, self.image_size], antialias=True)
+            raise DataError(f"cannot read image {path}: {e.strerror}") from None
+        x = decode(raw, path, self.image_size, 3, crop=CROP)  # (3, S, S) uint8, as a folder's
         return x.float() / 255.0, self.labels[i], self.ids[i]
 
     def subset(self, positions: torch.Tensor) -> CelebA:

@@ -7,11 +7,15 @@ image as float in [0, 1].
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import torch
 from torch.utils.data import Dataset, default_collate
+
+from unlearn_cli.errors import DataError
 
 
 class Samples(Protocol):
@@ -59,3 +63,22 @@ def split_by_ids(dataset, forget_ids: torch.Tensor):
     forget = dataset.subset(torch.nonzero(mask, as_tuple=True)[0])
     retain = dataset.subset(torch.nonzero(~mask, as_tuple=True)[0])
     return forget, retain
+
+
+def decode(raw: bytes, path: Path, size: int, channels: int, crop: int | None = None):
+    """(C, size, size) uint8: resize the shorter side to `size` and centre-crop (or, with
+    `crop`, centre-crop to `crop` first, as CelebA's faces are)."""
+    from PIL import Image
+    from torchvision.transforms.v2 import functional as F
+
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            x = F.pil_to_tensor(img.convert("L" if channels == 1 else "RGB"))  # (C, H, W)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(f"{path}: not a readable image ({e}); replace or remove it") from None
+    if crop is not None:
+        x = F.center_crop(x, [crop, crop])
+    if tuple(x.shape[1:]) != (size, size):
+        x = F.resize(x, size, antialias=True)  # shorter side -> size
+        x = F.center_crop(x, [size, size])
+    return x

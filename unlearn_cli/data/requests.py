@@ -4,15 +4,15 @@ A manifest is a batch of requests; each has an `id` and exactly one selector:
 
     requests:
       - id: gdpr-2026-0142
-        class: 1                 # MNIST digit(s): an int or a list
+        class: 1                 # MNIST digit(s), or a folder's class name(s)
         received: 2026-11-02     # optional
         note: all ones           # optional
       - id: gdpr-2026-0143
         indices: [12, 40, 77]    # training-sample identities (index in the training split)
       - id: gdpr-2026-0144
-        files: [000123.jpg]      # CelebA file names
+        files: [000123.jpg]      # CelebA file names, or paths relative to a folder dataset
       - id: gdpr-2026-0145
-        attribute: Male          # CelebA: every sample with the attribute set
+        attribute: Male          # CelebA or attributes.csv: every sample with it set
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Request:
 
     id: str
     selector: str  # one of SELECTORS
-    values: tuple  # ints for class and indices, strings for attribute and files
+    values: tuple  # ints for indices, ints or names for class, strings for attribute and files
     received: str | None = None
     note: str | None = None
 
@@ -73,7 +73,20 @@ def _values(selector: str, raw, where: str, problems: list[str]) -> tuple:
     if not items:
         problems.append(f"{where}.{selector}: empty; name at least one")
         return ()
-    if selector in ("class", "indices"):
+    if selector == "class":  # an MNIST digit or a class folder's name
+        top = RANGES["class"]
+        bad = [
+            v for v in items if not (is_int(v) and 0 <= v <= top) and not (isinstance(v, str) and v)
+        ]
+        if bad:
+            shown = repr(bad[0]) if len(repr(bad[0])) <= 40 else f"{repr(bad[0])[:37]}..."
+            problems.append(
+                f"{where}.class: {shown} is neither a digit from 0 to {top} nor a class name "
+                f"({type_name(bad[0])})"
+            )
+            return ()
+        return tuple(items)
+    if selector == "indices":
         top = RANGES[selector]
         bad = [v for v in items if not is_int(v) or not 0 <= v <= top]
         if bad:
@@ -159,8 +172,8 @@ def load_manifests(paths: list[Path]) -> list[Request]:
 
 
 def read_indices_file(path: str | Path) -> list[int | str]:
-    """Identities from a text file: integers or CelebA file names, split by whitespace or commas;
-    `#` starts a comment."""
+    """Identities from a text file: integers, CelebA file names or paths relative to a folder
+    dataset, split by whitespace or commas; `#` starts a comment."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -173,7 +186,7 @@ def read_indices_file(path: str | Path) -> list[int | str]:
                 if token.startswith("-"):
                     raise DataError(f"{path}:{lineno}: {token} is negative; indices start at 0")
                 out.append(int(token))
-            elif token.lower().endswith((".jpg", ".png")):
+            elif token.lower().endswith((".jpg", ".jpeg", ".png")):
                 out.append(token)
             else:
                 raise DataError(
@@ -184,24 +197,13 @@ def read_indices_file(path: str | Path) -> list[int | str]:
     return out
 
 
-def resolve(request: Request, data, spec: DatasetSpec) -> torch.Tensor:
-    """Sorted identities of the samples in `data` that `request` selects."""
+def resolve(request: Request, data, spec: DatasetSpec, missing_ok: bool = False) -> torch.Tensor:
+    """Sorted identities of the samples in `data` that `request` selects. `missing_ok`: files
+    no longer in the data select nothing (requests honoured before their files were removed)."""
     if request.selector == "class":
-        if spec.name != "mnist":
-            raise DataError(
-                f"request {request.id}: `class` is for MNIST; use `attribute` on CelebA"
-            )
-        known = spec.digits
-        for c in request.values:
-            if c not in known:
-                raise DataError(
-                    f"request {request.id}: class {c} is not one the model was trained on "
-                    f"(its classes: {','.join(map(str, known))})"
-                )
-        mask = torch.isin(data.labels, torch.tensor(request.values))
-        return data.ids[mask].sort().values
+        return _resolve_class(request, data, spec)
     if request.selector == "attribute":
-        if spec.name != "celeba":
+        if spec.name == "mnist":
             raise DataError(
                 f"request {request.id}: {spec.name} has no attributes; select digits with `class`"
             )
@@ -210,12 +212,22 @@ def resolve(request: Request, data, spec: DatasetSpec) -> torch.Tensor:
             mask |= data.labels[:, data.attribute_index(name)].bool()
         return data.ids[mask].sort().values
     if request.selector == "files":
-        if spec.name != "celeba":
+        if spec.name == "mnist":
             raise DataError(
-                f"request {request.id}: file names select CelebA samples; on "
+                f"request {request.id}: file names select CelebA or folder samples; on "
                 f"{spec.name} use indices"
             )
-        return data.ids_of_files(list(request.values)).unique().sort().values
+        try:
+            found = data.ids_of_files(list(request.values), missing_ok=missing_ok)
+        except DataError as e:
+            raise DataError(f"request {request.id}: {e}") from None
+        return found.unique().sort().values
+    if spec.name == "folder":
+        raise DataError(
+            f"request {request.id}: a folder's samples are named by their paths relative to "
+            "it (e.g. train/cat/001.png), stable when files are added; name them in an "
+            "indices file or a manifest's `files:`"
+        )
     wanted = torch.tensor(request.values, dtype=torch.long).unique()
     missing = wanted[~torch.isin(wanted, data.ids)]
     if len(missing):
@@ -226,12 +238,34 @@ def resolve(request: Request, data, spec: DatasetSpec) -> torch.Tensor:
     return wanted
 
 
-def resolve_all(requests: list[Request], data, spec: DatasetSpec) -> dict[str, torch.Tensor]:
+def _resolve_class(request: Request, data, spec: DatasetSpec) -> torch.Tensor:
+    if spec.name == "celeba":
+        raise DataError(f"request {request.id}: CelebA has no classes; use `attribute`")
+    if spec.name == "folder":
+        columns = [data.class_index(str(c)) for c in request.values]
+        mask = data.labels[:, columns].bool().any(1)
+        return data.ids[mask].sort().values
+    known = spec.digits
+    for c in request.values:
+        if c not in known:
+            raise DataError(
+                f"request {request.id}: class {c} is not one the model was trained on "
+                f"(its classes: {','.join(map(str, known))})"
+            )
+    mask = torch.isin(data.labels, torch.tensor(request.values))
+    return data.ids[mask].sort().values
+
+
+def resolve_all(
+    requests: list[Request], data, spec: DatasetSpec, missing_ok: bool = False
+) -> dict[str, torch.Tensor]:
     """request id -> sorted identities it selects. Index requests are checked in one pass over
     the data, so 10,000 of them cost about what one does."""
     by_indices = [r for r in requests if r.selector == "indices"]
-    found = _resolve_indices(by_indices, data, spec) if by_indices else {}
-    return {r.id: found[r.id] if r.id in found else resolve(r, data, spec) for r in requests}
+    found = _resolve_indices(by_indices, data, spec) if by_indices and spec.name != "folder" else {}
+    return {
+        r.id: found[r.id] if r.id in found else resolve(r, data, spec, missing_ok) for r in requests
+    }
 
 
 def _resolve_indices(requests: list[Request], data, spec: DatasetSpec) -> dict[str, torch.Tensor]:
@@ -277,5 +311,6 @@ def training_set(spec: DatasetSpec, root: str | None = None):
     data = load_split(spec, root=root)
     if not spec.exclude:
         return data
-    excluded = union([resolve(Request.from_dict(r), data, spec) for r in spec.exclude])
+    requests = [Request.from_dict(r) for r in spec.exclude]  # files since removed: left out anyway
+    excluded = union([resolve(r, data, spec, missing_ok=True) for r in requests])
     return split_by_ids(data, excluded)[1]

@@ -76,9 +76,15 @@ class Checkpoint:
     def forgotten_requests(self) -> list[Request]:
         """Every request forgotten so far, from the lineage, oldest first."""
         try:
-            return [Request.from_dict(r) for entry in self.lineage for r in entry["requests"]]
+            requests = [Request.from_dict(r) for entry in self.lineage for r in entry["requests"]]
         except (KeyError, TypeError, ValueError) as e:
             raise self._corrupt("a forget operation in its lineage", e) from None
+        named = [r for r in requests if r.selector == "class" and self.dataset.name == "mnist"]
+        for v in (v for r in named for v in r.values if not isinstance(v, int)):
+            raise self._corrupt(
+                "a forget operation in its lineage", ValueError(f"{v!r} is not a digit")
+            )
+        return requests
 
     def excluded_requests(self) -> list[Request]:
         """The requests its training set was made without (a retrain reference's)."""

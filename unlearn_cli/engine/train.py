@@ -18,7 +18,7 @@ from unlearn_cli import defaults, distributed
 from unlearn_cli.config import check_settings
 from unlearn_cli.data.images import ImageData, collate
 from unlearn_cli.data.requests import ids_sha256, training_set
-from unlearn_cli.data.spec import DatasetSpec, load_split
+from unlearn_cli.data.spec import DatasetSpec, load_split, stamped
 from unlearn_cli.engine.checkpoint import Checkpoint
 from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.files import recorded_seconds
@@ -133,14 +133,33 @@ def start_clock(device: torch.device) -> float:
     return time.perf_counter()
 
 
+def vae_config(spec: DatasetSpec, **overrides):
+    """The VAE for `spec`'s images: the preset its size and channels call for, overridden."""
+    from unlearn_cli.models import VAEConfig
+
+    return VAEConfig.for_images(spec.channels, spec.image_size, **overrides)
+
+
+def judge_config(spec: DatasetSpec, **overrides):
+    """The judge for `spec`'s images and classes (or attribute yes/no), overridden."""
+    from unlearn_cli.models import JudgeConfig
+
+    overrides.setdefault("num_classes", spec.num_classes)
+    return JudgeConfig.for_images(spec.channels, spec.image_size, **overrides)
+
+
 def judge_target(spec: DatasetSpec, data) -> Callable[[torch.Tensor], torch.Tensor]:
     """Maps dataset labels to judge class indices: a digit to its position among the model's
-    classes, or a CelebA attribute flag to 0/1."""
+    classes, a folder's one-hot class flags to the class's position, or an attribute flag to
+    0/1."""
     if spec.name == "mnist":
         lut = torch.full((10,), -1, dtype=torch.long)
         for i, c in enumerate(spec.digits):
             lut[c] = i
         return lambda labels: lut.to(labels.device)[labels]
+    if spec.attribute is None:  # a folder's classes: labels (N, K + A), one-hot in the first K
+        classes = len(spec.classes or ())
+        return lambda labels: labels[:, :classes].argmax(1)
     k = data.attribute_index(spec.attribute)
     return lambda labels: labels[:, k].long()
 
@@ -236,7 +255,7 @@ def _from_scratch(kind, build, model_cfg, spec, data, cfg, device, loss_fn, prog
         kind=kind,
         model=model,
         model_config=model_cfg.to_dict(),
-        dataset=spec,
+        dataset=stamped(spec, data),  # a folder's: which files it was trained on
         training={**cfg.to_dict(), "device": device.type, **distributed.world().to_dict()},
         train_ids_sha256=ids_sha256(data.ids),
         num_samples=len(data),

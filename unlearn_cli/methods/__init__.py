@@ -139,8 +139,11 @@ def original_lr(ckpt: Checkpoint) -> float:
 
 
 def default_lr(ckpt: Checkpoint) -> float:
-    """The paper's one-shot learning rates: 5e-4 on MNIST, 1e-5 on CelebA."""
-    return PAPER_LR[ckpt.dataset.name]
+    """The paper's one-shot learning rates: 5e-4 on MNIST, 1e-5 on CelebA; on a folder dataset,
+    that of the dataset whose VAE it uses (the MLP's MNIST, the convnet's CelebA)."""
+    if ckpt.dataset.name in PAPER_LR:
+        return PAPER_LR[ckpt.dataset.name]
+    return PAPER_LR["celeba" if ckpt.model_config.get("arch") == "conv" else "mnist"]
 
 
 def scoped_parameters(model: VAE, scope: str) -> list[nn.Parameter]:

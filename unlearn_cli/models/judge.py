@@ -8,6 +8,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from unlearn_cli.errors import UsageError
+from unlearn_cli.models.vae import default_arch
+
 
 @dataclass
 class JudgeConfig:
@@ -19,11 +22,20 @@ class JudgeConfig:
 
     @classmethod
     def from_name(cls, name: str, **overrides) -> JudgeConfig:
-        presets = {
-            "mnist": dict(arch="allcnn", channels=1, image_size=28, width=32),
-            "celeba": dict(arch="resnet18", channels=3, image_size=64, num_classes=2),
-        }
-        return cls(**{**presets[name], **{k: v for k, v in overrides.items() if v is not None}})
+        given = {"celeba": dict(num_classes=2), "mnist": {}}[name] | overrides
+        channels, size = given.pop("channels", None), given.pop("image_size", None)
+        default = {"mnist": (1, 28), "celeba": (3, 64)}[name]
+        return cls.for_images(channels or default[0], size or default[1], **given)
+
+    @classmethod
+    def for_images(cls, channels: int, image_size: int, **overrides) -> JudgeConfig:
+        """AllCNN for small grey images (as the VAE's MLP), ResNet18 for colour or larger ones."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        small = default_arch(channels, image_size) == "mlp"
+        arch = given.get("arch") or ("allcnn" if small else "resnet18")
+        if arch not in ("allcnn", "resnet18"):
+            raise UsageError(f"unknown judge arch {arch!r}; use allcnn or resnet18", "arch")
+        return cls(**{"channels": channels, "image_size": image_size, **given, "arch": arch})
 
     def to_dict(self) -> dict:
         return asdict(self)

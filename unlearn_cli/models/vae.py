@@ -1,4 +1,5 @@
-"""Variational autoencoders: an MLP for 28x28 grey images and a convnet for 64x64 RGB."""
+"""Variational autoencoders: an MLP for small grey images (MNIST) and a convnet for colour or
+larger ones (CelebA)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from unlearn_cli.defaults import SMALL_GREY
+from unlearn_cli.errors import UsageError
 
 
 @dataclass
@@ -21,21 +25,43 @@ class VAEConfig:
         self.hidden = tuple(self.hidden)
         if self.arch not in ("mlp", "conv"):
             raise ValueError(f"unknown VAE arch {self.arch!r}")
+        if self.arch == "conv" and self.image_size % 2 ** len(self.hidden):
+            raise UsageError(
+                f"{self.image_size} does not suit the convolutional VAE, which halves the image "
+                f"{len(self.hidden)} times: use a multiple of {2 ** len(self.hidden)}",
+                "image_size",
+            )
 
     @classmethod
     def from_name(cls, name: str, **overrides) -> VAEConfig:
-        presets = {
-            "mnist": dict(arch="mlp", channels=1, image_size=28, hidden=(512, 256), latent_dim=16),
-            "celeba": dict(
-                arch="conv", channels=3, image_size=64, hidden=(32, 64, 128, 256), latent_dim=64
-            ),
-        }
-        return cls(**{**presets[name], **{k: v for k, v in overrides.items() if v is not None}})
+        channels, size = overrides.pop("channels", None), overrides.pop("image_size", None)
+        default = {"mnist": (1, 28), "celeba": (3, 64)}[name]
+        return cls.for_images(channels or default[0], size or default[1], **overrides)
+
+    @classmethod
+    def for_images(cls, channels: int, image_size: int, **overrides) -> VAEConfig:
+        """The preset of `arch` (by default the MLP for small grey images, MNIST's, and the
+        convnet for colour or larger ones, CelebA's), at this image size."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        arch = given.get("arch") or default_arch(channels, image_size)
+        preset = ARCH_PRESETS.get(arch, ARCH_PRESETS["mlp"])
+        return cls(**{**preset, "channels": channels, "image_size": image_size, **given})
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
         return d
+
+
+ARCH_PRESETS = {
+    "mlp": dict(arch="mlp", hidden=(512, 256), latent_dim=16),  # the paper's MNIST VAE
+    "conv": dict(arch="conv", hidden=(32, 64, 128, 256), latent_dim=64),  # its CelebA VAE
+}
+
+
+def default_arch(channels: int, image_size: int) -> str:
+    """The MLP for grey images of at most SMALL_GREY pixels a side, the convnet otherwise."""
+    return "mlp" if channels == 1 and image_size <= SMALL_GREY else "conv"
 
 
 def cpu_normal(rows: int, cols: int) -> torch.Tensor:

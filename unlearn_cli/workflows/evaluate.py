@@ -13,6 +13,7 @@ import torch
 from unlearn_cli import defaults, distributed
 from unlearn_cli.config import MAX_COUNT, check_seed
 from unlearn_cli.data.requests import Request
+from unlearn_cli.data.spec import folder_changes
 from unlearn_cli.engine.checkpoint import Checkpoint
 from unlearn_cli.engine.progress import NullProgress, Progress
 from unlearn_cli.errors import CheckpointError, UsageError
@@ -115,6 +116,8 @@ def evaluate(
 
     progress.start("evaluate", total=3)
     sets = eval_sets(vae.dataset, tgt, sample_requests, root, seed)
+    if changed := folder_changes(vae.dataset, sets.train):
+        progress.log(f"note: {changed}; scoring against the folder as it is now")
     progress.advance(1, "data")
     scored = reference if score_reference else None
     privacy, elbos, ref_elbos = _elbo_metrics(
@@ -295,7 +298,8 @@ def _judge_metrics(
     indices = None
     if tgt is not None and tgt.kind in ("class", "attribute"):
         classes = judge_classes(judge.dataset)
-        indices = [classes.index(c) for c in tgt.values] if tgt.kind == "class" else [1]
+        names = [str(c) for c in classes]  # digits, or class folders matched by name
+        indices = [names.index(str(c)) for c in tgt.values] if tgt.kind == "class" else [1]
     _, real_features = judge_outputs(model, real, batch_size)
 
     def judged(images) -> tuple[dict, torch.Tensor]:

@@ -32,8 +32,8 @@ EXPERIMENT_KEYS = {
     "device": str,
     "out_dir": str,
 }
-DATASET_KEYS = {"name": str, "data_dir": str, "classes": list, "limit": int}
-MODEL_KEYS = {"latent_dim": int, "hidden": list}
+DATASET_KEYS = {"name": str, "data_dir": str, "classes": list, "limit": int, "image_size": int}
+MODEL_KEYS = {"arch": str, "latent_dim": int, "hidden": list}
 TRAIN_KEYS = {"epochs": int, "batch_size": int, "lr": float}
 JUDGE_KEYS = {
     "epochs": int,
@@ -42,6 +42,7 @@ JUDGE_KEYS = {
     "seed": int,
     "checkpoint": str,
     "attribute": str,
+    "arch": str,
 }
 FORGET_KEYS = {"requests": list, "manifest": str}
 EVALUATE_KEYS = {"samples": int, "seed": int, "batch_size": int}
@@ -140,6 +141,7 @@ def load_experiment(path: str | Path) -> Experiment:
             root=_resolve(base, ds.get("data_dir")),
             classes=tuple(ds["classes"]) if ds.get("classes") else None,
             limit=ds.get("limit"),
+            image_size=ds.get("image_size", 0),
         )
     except UnlearnError as e:
         problems.append(f"dataset: {e}")

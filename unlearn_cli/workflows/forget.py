@@ -22,7 +22,7 @@ from unlearn_cli.data.requests import (
     training_set,
     union,
 )
-from unlearn_cli.data.spec import load_split
+from unlearn_cli.data.spec import folder_changes, load_split
 from unlearn_cli.engine.checkpoint import Checkpoint, first_not_finite, save_checkpoint
 from unlearn_cli.engine.files import file_sha256, recorded_seconds, timestamp
 from unlearn_cli.engine.progress import NullProgress, Progress
@@ -32,6 +32,11 @@ from unlearn_cli.methods import MethodConfig, UnlearningMethod
 from unlearn_cli.metrics import negative_elbo
 from unlearn_cli.workflows.image_sets import DataImages
 from unlearn_cli.workflows.ledger import append_receipts, ledger_lock
+
+FOLDER_AS_IT_IS = (
+    "forgetting works on the folder as it is now: requests are resolved against its current "
+    "files, and every current training file they do not select is retained"
+)
 
 
 @dataclass
@@ -46,6 +51,7 @@ class Plan:
     retain: Samples | None = None  # D_r: training set minus everything forgotten, now and before
     forget_ids: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
     root: str | None = None  # the data folder the samples came from (None: the checkpoint's)
+    notes: list[str] = field(default_factory=list)  # said before any work (a changed folder)
 
     @property
     def nothing_to_do(self) -> bool:
@@ -72,17 +78,20 @@ def plan_forget(ckpt: Checkpoint, requests: list[Request], root: str | None = No
     if not new:
         return Plan(new, skipped, {})
     data = training_set(ckpt.dataset, root)
+    changed = folder_changes(ckpt.dataset, data)
+    notes = [f"note: {changed}; {FOLDER_AS_IT_IS}"] if changed else []
     ids = resolve_all(new, data, ckpt.dataset)
     empty = next((r for r in new if len(ids[r.id]) == 0), None)
     if empty is not None:
         raise DataError(f"request {empty.id} ({empty.describe()}) selects no training samples")
-    before = union(list(resolve_all(earlier, data, ckpt.dataset).values()))
+    # requests honoured before: a file removed since selects nothing, and needs nothing more
+    before = union(list(resolve_all(earlier, data, ckpt.dataset, missing_ok=True).values()))
     selected = {r.id: len(ids[r.id]) for r in new}
     already = dict(zip(selected, count_in([ids[r.id] for r in new], before)))
     forget_ids = union(list(ids.values()))
     forget_ids = forget_ids[~torch.isin(forget_ids, before)]  # each sample is forgotten once
     if len(forget_ids) == 0:
-        return Plan(new, skipped, selected, already)
+        return Plan(new, skipped, selected, already, notes=notes)
     forget, _ = split_by_ids(data, forget_ids)
     _, retain = split_by_ids(data, union([forget_ids, before]))
     if len(retain) == 0:
@@ -90,7 +99,7 @@ def plan_forget(ckpt: Checkpoint, requests: list[Request], root: str | None = No
             f"the requests select all {len(data)} training samples; nothing would be "
             "left to retain (forgetting everything is deleting the model)"
         )
-    return Plan(new, skipped, selected, already, forget, retain, forget_ids, root)
+    return Plan(new, skipped, selected, already, forget, retain, forget_ids, root, notes)
 
 
 def heldout_of(ckpt: Checkpoint, requests: list[Request], root: str | None) -> Samples | None:

@@ -102,7 +102,7 @@ def eval_sets(
     members = nonmember_mask = forget = nonmember_weights = None
     retain_mask = torch.ones(len(test), dtype=torch.bool)
     if sample_requests:
-        ids = union([resolve(r, train, full) for r in sample_requests])
+        ids = union([resolve(r, train, full, missing_ok=True) for r in sample_requests])
         members = subset(train, torch.isin(train.ids, ids))
         nonmember_mask = retain_mask.clone()
         if full.name == "mnist":  # non-members of the members' digits, in the members' mix

@@ -13,11 +13,11 @@ MIN_JUDGE_ACCURACY = 0.95  # the paper only trusts a classifier above 95% (its A
 
 
 def judge_classes(spec: DatasetSpec) -> tuple:
-    """The judge's classes in index order: the digits in use, or (CelebA) without/with the
-    attribute."""
-    if spec.name == "mnist":
-        return spec.digits
-    return (0, 1)
+    """The judge's classes in index order: the digits or class folders in use, or without/with
+    the attribute."""
+    if spec.attribute is not None or spec.name == "celeba":
+        return (0, 1)
+    return spec.digits if spec.name == "mnist" else tuple(spec.classes or ())
 
 
 def check_judge(judge: Checkpoint, vae: Checkpoint, target: Target | None) -> None:
@@ -37,12 +37,20 @@ def check_judge(judge: Checkpoint, vae: Checkpoint, target: Target | None) -> No
             f"train a judge on {v.name} with `unlearn train --model judge`",
             "judge",
         )
-    if v.name == "mnist" and judge_classes(j) != judge_classes(v):
+    if j.attribute is None and v.name != "celeba" and judge_classes(j) != judge_classes(v):
         digits = ",".join(map(str, judge_classes(v)))
+        what = "digits" if v.name == "mnist" else "classes"
         raise UsageError(
-            f"{name} tells digits {','.join(map(str, judge_classes(j)))} apart but the "
-            f"model learned digits {digits}; train a matching judge: "
+            f"{name} tells {what} {','.join(map(str, judge_classes(j)))} apart but the "
+            f"model learned {what} {digits}; train a matching judge: "
             f"`unlearn train --model judge --classes {digits}`",
+            "judge",
+        )
+    if target is not None and target.kind == "class" and j.attribute is not None:
+        raise UsageError(
+            f"{name} classifies the attribute {j.attribute}, but the target is {target}; "
+            f"score classes with a judge of the classes: `unlearn train --model judge "
+            f"--dataset {v.name} --data-dir DIR`",
             "judge",
         )
     if target is not None and target.kind == "attribute" and len(target.values) > 1:
@@ -54,7 +62,7 @@ def check_judge(judge: Checkpoint, vae: Checkpoint, target: Target | None) -> No
     if target is not None and target.kind == "attribute" and j.attribute != target.values[0]:
         raise UsageError(
             f"{name} classifies {j.attribute} but the target is {target}; train one: "
-            f"`unlearn train --model judge --dataset celeba --attribute {target.values[0]}`",
+            f"`unlearn train --model judge --dataset {v.name} --attribute {target.values[0]}`",
             "judge",
         )
 

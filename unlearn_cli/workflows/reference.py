@@ -40,7 +40,7 @@ def warn_if_not_retrained(reference: Checkpoint, sets: EvalSets, progress: Progr
     """Warn when the reference saw some of the forgotten samples in training."""
     full = dataclasses.replace(reference.dataset, exclude=())
     excluded = [r for r in absent_requests(reference) if r.selector in ("indices", "files")]
-    ids = union([resolve(r, sets.train, full) for r in excluded])
+    ids = union([resolve(r, sets.train, full, missing_ok=True) for r in excluded])
     assert sets.members is not None  # called only when there are members to compare
     if not torch.isin(sets.members.ids, ids).all():
         progress.log(

@@ -15,6 +15,7 @@ import torch
 
 from unlearn_cli import __version__, defaults, distributed
 from unlearn_cli.data.requests import Request
+from unlearn_cli.data.spec import folder_spec
 from unlearn_cli.engine.checkpoint import Checkpoint, atomic_write, load_checkpoint, save_checkpoint
 from unlearn_cli.engine.files import json_text
 from unlearn_cli.engine.progress import Progress
@@ -47,6 +48,8 @@ class Runner:
     """Runs an experiment's artefacts in order, reusing whatever the cache already holds."""
 
     def __init__(self, exp: Experiment, device: torch.device, progress: Progress):
+        if exp.dataset.name == "folder":  # its classes, channels and size, from the folder now
+            exp = dataclasses.replace(exp, dataset=folder_spec(exp.dataset))
         self.exp, self.device, self.progress = exp, device, progress
         exp.out_dir.mkdir(parents=True, exist_ok=True)
         self.reused = 0
@@ -65,8 +68,7 @@ class Runner:
         return load_checkpoint(path)
 
     def judge(self) -> tuple[Checkpoint, str]:
-        from unlearn_cli.engine.train import TrainConfig, train_judge
-        from unlearn_cli.models import JudgeConfig
+        from unlearn_cli.engine.train import TrainConfig, judge_config, train_judge
 
         j = self.exp.judge
         if "checkpoint" in j:
@@ -75,23 +77,23 @@ class Runner:
             return ckpt, ckpt.sha256
         spec = dataclasses.replace(self.exp.dataset, attribute=j.get("attribute"))
         cfg = TrainConfig.of(j, "judge")
-        k = key("judge", spec.to_dict(), cfg.to_dict())
-        model_cfg = JudgeConfig.from_name(spec.name, num_classes=spec.num_classes)
+        model_cfg = judge_config(spec, arch=j.get("arch"))
+        named = [model_cfg.to_dict()] if j.get("arch") else []  # earlier keys stay valid
+        k = key("judge", spec.to_dict(), cfg.to_dict(), *named)
         return self.cached(
             f"judge-{k}.safetensors",
             lambda: train_judge(spec, model_cfg, cfg, self.device, self.progress),
         ), k
 
     def original(self, seed: int) -> tuple[Checkpoint, str]:
-        from unlearn_cli.engine.train import TrainConfig, train_vae
-        from unlearn_cli.models import VAEConfig
+        from unlearn_cli.engine.train import TrainConfig, train_vae, vae_config
 
         if self.exp.original is not None:
             ckpt = load_checkpoint(self.exp.original, "vae")
             assert ckpt.sha256 is not None  # load_checkpoint sets it
             return ckpt, ckpt.sha256
         cfg = TrainConfig(**self.exp.train, seed=seed)
-        model_cfg = VAEConfig.from_name(self.exp.dataset.name, **self.exp.model)
+        model_cfg = vae_config(self.exp.dataset, **self.exp.model)
         k = key("original", self.exp.dataset.to_dict(), model_cfg.to_dict(), cfg.to_dict())
         return self.cached(
             f"original-s{seed}-{k}.safetensors",
@@ -113,6 +115,8 @@ class Runner:
 
         def make():
             plan = plan_forget(original, self.exp.requests)
+            for line in plan.notes:
+                self.progress.log(line)
             self.progress.log(
                 f"seed {seed}: {run.label} on {len(plan.forget)} forget and "
                 f"{len(plan.retain)} retain samples"

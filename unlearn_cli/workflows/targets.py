@@ -9,20 +9,20 @@ from dataclasses import dataclass
 from unlearn_cli.data.requests import Request
 from unlearn_cli.data.spec import DatasetSpec
 from unlearn_cli.engine.checkpoint import Checkpoint
-from unlearn_cli.errors import UsageError
+from unlearn_cli.errors import UsageError, suggest
 
 TARGET_HINT = (
-    "use class:DIGIT[,DIGIT...] (MNIST), attribute:NAME (CelebA; attr:NAME for short) or "
-    "samples, e.g. class:1"
+    "use class:DIGIT[,DIGIT...] (MNIST) or class:NAME (a class folder), attribute:NAME (CelebA "
+    "or attributes.csv; attr:NAME for short) or samples, e.g. class:1"
 )
 
 
 @dataclass(frozen=True)
 class Target:
-    """What the model should have forgotten: digits, a CelebA attribute, or individual samples."""
+    """What the model should have forgotten: classes, an attribute, or individual samples."""
 
     kind: str  # "class", "attribute" (as the requests' selectors) or "samples" (indices, files)
-    values: tuple = ()  # digits for "class", names for "attribute", nothing for "samples"
+    values: tuple = ()  # digits or names for "class", names for "attribute", none for "samples"
 
     def __str__(self) -> str:
         if self.kind == "samples":
@@ -43,8 +43,9 @@ def parse_target(text: str, setting: str = "target") -> Target:
     items = [p.strip() for p in rest.split(",") if p.strip()]
     if kind == "samples" and not sep:
         return Target("samples")
-    if kind == "class" and items and all(p.isdigit() for p in items):
-        return Target("class", tuple(sorted({int(p) for p in items})))
+    if kind == "class" and items:  # digits stay digits (MNIST); a folder's classes match by name
+        names = {int(p) if p.isdigit() else p for p in items}
+        return Target("class", tuple(sorted(names, key=str)))
     if kind in ("attr", "attribute") and items:
         return Target("attribute", tuple(dict.fromkeys(items)))
     raise UsageError(f"{text!r}: {TARGET_HINT}", setting)
@@ -58,7 +59,7 @@ def absent_requests(ckpt: Checkpoint) -> list[Request]:
 
 def default_target(requests: list[Request]) -> Target | None:
     """The target the lineage implies: its classes, else its attributes, else its samples."""
-    classes = sorted({c for r in requests if r.selector == "class" for c in r.values})
+    classes = sorted({c for r in requests if r.selector == "class" for c in r.values}, key=str)
     if classes:
         return Target("class", tuple(classes))
     attrs = [a for r in requests if r.selector == "attribute" for a in r.values]
@@ -72,27 +73,29 @@ def default_target(requests: list[Request]) -> Target | None:
 def check_target(target: Target, spec: DatasetSpec) -> None:
     """A target must name what the model learned, and leave something to retain."""
     if target.kind == "class":
-        if spec.name != "mnist":
+        if spec.name == "celeba" or (spec.name == "folder" and not spec.classes):
             raise UsageError(
-                f"{target}: classes are MNIST digits; on {spec.name} use "
-                "attribute:NAME, e.g. attribute:Male",
+                f"{target}: {spec.describe()} has no classes; use attribute:NAME, e.g. "
+                "attribute:Male",
                 "target",
             )
-        known = spec.digits
-        unknown = [c for c in target.values if c not in known]
+        mnist = spec.name == "mnist"
+        known = tuple(map(str, spec.digits if mnist else spec.classes or ()))
+        unknown = [str(c) for c in target.values if str(c) not in known]
         if unknown:
+            what = "digit" if mnist else "class"
             raise UsageError(
-                f"{target}: the model never learned digit {unknown[0]} "
-                f"(its digits: {','.join(map(str, known))})",
+                f"{target}: the model never learned {what} {unknown[0]}"
+                f"{'' if mnist else suggest(unknown[0], known)} (its {what}s: {','.join(known)})",
                 "target",
             )
-        if set(target.values) >= set(known):
+        if {str(c) for c in target.values} >= set(known):
             raise UsageError(
                 f"{target}: that is every digit the model learned, so no "
                 "class would be left to retain",
                 "target",
             )
-    if target.kind == "attribute" and spec.name != "celeba":
+    if target.kind == "attribute" and spec.name == "mnist":
         raise UsageError(
             f"{target}: {spec.name} has no attributes; use class:DIGIT, e.g. class:1", "target"
         )
