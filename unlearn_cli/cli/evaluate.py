@@ -116,7 +116,7 @@ ShadowOpt = Annotated[
     _option(
         "A shadow VAE: trained like the model on data that holds neither the forgotten samples "
         "nor the test split. Repeatable; with it the report adds the calibrated "
-        'membership-inference attack (README, "Memorisation").',
+        'membership-inference attack (docs/benchmarks.md, "Memorisation").',
         SCORE,
         metavar="FILE",
     ),

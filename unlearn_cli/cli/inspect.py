@@ -72,7 +72,9 @@ def lineage_table(lineage: list[dict]) -> Table:
     table = Table(title="lineage (oldest first)", title_justify="left")
     for col in ("#", "created", "method", "requests", "forgotten", "retained", "seconds"):
         numeric = col not in ("created", "method")
-        table.add_column(col, justify="right" if numeric else "left", no_wrap=numeric)
+        table.add_column(
+            col, justify="right" if numeric else "left", no_wrap=numeric, overflow="fold"
+        )
     table.add_column("parent sha256", overflow="fold")  # folds onto more lines, never cut
     for op in lineage:
         table.add_row(

@@ -95,7 +95,11 @@ def model_options(s: dict, kind: str) -> dict:
 
 
 def default_out(kind: str, spec) -> Path:
-    name = spec.name + ("".join(map(str, spec.classes)) if spec.classes else "")
+    """`vae-mnist138`, `judge-celeba-Male`, `vae-photos` (a folder dataset by its folder's name)."""
+    if spec.name == "folder" and spec.root:
+        name = Path(spec.root).expanduser().resolve().name
+    else:
+        name = spec.name + ("".join(map(str, spec.classes)) if spec.classes else "")
     if spec.attribute:
         name += f"-{spec.attribute}"
     if spec.exclude:

@@ -53,8 +53,8 @@ def seed_everything(seed: int) -> torch.Generator:
     """Seed Python and torch (all devices) and make cuDNN pick deterministic kernels; return a
     CPU generator for data order.
 
-    Without the latter, the convolutional judge trained with one seed on two H200 machines came
-    out different (held-out accuracy 0.9945 and 0.9958, README "On a GPU"); the MLP VAE did not."""
+    Without the latter, the convolutional judge trained with one seed came out different on two
+    GPU machines (docs/benchmarks.md, "On a GPU"); the MLP VAE did not."""
     random.seed(seed)
     torch.manual_seed(seed)
     torch.backends.cudnn.deterministic = True

@@ -102,8 +102,8 @@ class SurgeryConfig(Settings):
         defaults.BATCH_SIZE, "images per step", ORIGINAL_BATCH, minimum=1
     )  # paper
     epochs: int = setting(1, "passes over D_f", minimum=1)  # the paper's one shot
-    # the decoder by default because the encoder absorbs the ascent (README, "Which
-    # parameters"), and the row label says so (Surgery.title_for)
+    # the decoder by default because the encoder absorbs the ascent (docs/methods.md), and the
+    # row label says so (Surgery.title_for)
     params: str = setting(
         "decoder", "what the update trains: decoder or all (the paper's scope)", choices=SCOPES
     )

@@ -11,17 +11,16 @@ Its step, -lr * d for SGD, raises the forget loss while leaving the retain loss 
 first order. With `projection="conflict"` the projection is applied only when d . g_r < 0
 (PCGrad's rule, Yu et al. 2020); the paper projects always. One pass over D_f, Adam. The
 paper updates every parameter (`params="all"`); the default here is the decoder only, and the
-row label says "decoder" (README, "Which parameters").
+row label says "decoder" (docs/methods.md, "Which parameters surgery updates").
 
 "Unchanged to first order" holds for SGD only: Adam rescales each coordinate, so its step is
-not -lr * d and not orthogonal to g_r. Measured on the MNIST preset (MNIST138, forget class 1,
-the defaults): over the pass, |cos(step, g_r)| averages 0.07 (at most 0.15), against 0.54 for
-the unprojected ascent direction -g_f (README, "What it does").
+not -lr * d and not orthogonal to g_r: the projection removes most of the first-order effect
+on D_r, not all of it (docs/methods.md measures how much; benchmarks/adam_cosine.py).
 
 `repair_steps` (ours, not the paper's; 0 by default) adds the mirror image after the pass:
 descent steps on the retain loss whose gradient g_r loses its component along g_f whenever the
 two conflict, so that repairing the retained data does not undo the forgetting to first
-order. README, "Benchmark", measures what it buys.
+order. docs/benchmarks.md measures what it buys.
 """
 
 from __future__ import annotations

@@ -246,7 +246,8 @@ def cumulative_drift(lineage: list[dict]) -> float:
 
     Each forget leaves the retained data's loss a little higher; one by one the steps are small,
     batch after batch they add up, and a model retrained from scratch has none of it. Past
-    RETRAIN_DRIFT (10%), `unlearn forget` says so (README, "Streams of deletion requests")."""
+    RETRAIN_DRIFT (10%), `unlearn forget` says so (docs/benchmarks.md, "Streams of deletion
+    requests")."""
     total = 1.0
     for entry in lineage:
         total *= 1 + entry.get("retain_drift", 0.0)

@@ -72,7 +72,7 @@ class Bar(NamedTuple):
         return within(value, self.limit(reference), self.is_min)
 
 
-# the bar of issue 8 (README, "The bar, on every target"), against the retrained reference
+# the bar of "forgot like retraining" (docs/benchmarks.md), against the retrained reference
 LIKE_REFERENCE = (
     Bar("privacy", "fratio", "fratio", 1.0, 0.02, False, "the reference's {} + 0.02"),
     Bar("utility", "precision", "precision", 0.9, 0.0, True, "0.9 x the reference's {}"),
