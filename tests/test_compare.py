@@ -295,5 +295,5 @@ def test_sample_level_experiment_reports_membership_inference(experiment, first_
 def test_a_judge_below_95_percent_is_flagged_as_in_evaluate(experiment, first_run, cli):
     result = cli("compare", experiment)
     accuracy = first_run[0]["judge"]
-    flagged = "WARNING: judge of this comparison" in result.stderr
+    flagged = "warning: judge of this comparison" in result.stderr
     assert flagged == (accuracy is None or accuracy < 0.95)

@@ -458,11 +458,11 @@ def test_without_judge_says_what_is_missing(cli, tiny_vae):
 def test_weak_judge_warns_loudly(cli, tiny_vae, tiny_judge, tmp_path):
     assert load_checkpoint(tiny_judge).metrics["test_accuracy"] < 0.95
     weak = run(cli, tiny_vae, "--target", "class:1", "--json", judge=tiny_judge, samples=20)
-    assert "WARNING" in weak.stderr and "below 95%" in weak.stderr
+    assert "warning: judge" in weak.stderr and "below 95%" in weak.stderr
     good = variant(tiny_judge, tmp_path / "good.safetensors", metrics={"test_accuracy": 0.99})
     r = run(cli, tiny_vae, "--target", "class:1", "--json", judge=good, samples=20)
     assert parse_json(r)["judge"]["test_accuracy"] == 0.99
-    assert "WARNING" not in r.stderr
+    assert "warning:" not in r.stderr
 
 
 def test_judge_of_other_classes_is_exit_2(cli, tiny_vae, tmp_path):

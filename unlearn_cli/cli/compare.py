@@ -15,14 +15,13 @@ from unlearn_cli import defaults
 from unlearn_cli.cli.output import (
     JsonOpt,
     OptionalDeviceOpt,
-    err,
     handle_errors,
     note,
     print_json,
     print_table,
     shown,
     table_width,
-    visible,
+    warn,
 )
 
 FORMATS = {  # digits after the point, per column
@@ -285,7 +284,7 @@ def compare(
     from unlearn_cli.workflows.judges import untrusted_judge
 
     if warning := untrusted_judge("of this comparison", report["judge"]):
-        err.print(f"WARNING: {visible(warning)}", style="bold red", markup=False, highlight=False)
+        warn(warning)
     if markdown_path is not None:
         atomic_write(markdown_path, lambda tmp: Path(tmp).write_text(markdown(report)))
     if csv_path is not None:

@@ -20,6 +20,7 @@ from unlearn_cli.cli.output import (
     print_table,
     shown,
     visible,
+    warn,
 )
 
 SCORE, SAMPLING, GATES, OUTPUT, DATA = (
@@ -375,7 +376,7 @@ def evaluate(
             highlight=False,
         )
     elif warning := untrusted_judge(judge, judge_ckpt.metrics.get("test_accuracy")):
-        err.print(f"WARNING: {visible(warning)}", style="bold red", markup=False, highlight=False)
+        warn(warning)
     if grid is not None:
         write_grid(grid, vae, before, dev, ref_ckpt)
         err.print(visible(f"wrote {grid}"), markup=False, highlight=False)

@@ -20,6 +20,7 @@ from unlearn_cli.cli.output import (
     print_json,
     shown,
     visible,
+    warn,
 )
 
 if TYPE_CHECKING:
@@ -90,8 +91,8 @@ def run_and_save(ckpt, plan: Plan, algo, cfg, dev, target: Path, ledger, overwri
     result = written(child, target)
     drift = result["cumulative_retain_drift"]
     if drift > RETRAIN_DRIFT:
-        note(
-            f"warning: over {len(child.lineage)} forget operation(s) the retained data's loss "
+        warn(
+            f"over {len(child.lineage)} forget operation(s) the retained data's loss "
             f"has risen {drift:.1%} (above {RETRAIN_DRIFT:.0%}); retraining from scratch "
             "(`unlearn forget --method retrain`) would restore it"
         )

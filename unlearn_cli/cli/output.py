@@ -157,8 +157,14 @@ def print_table(table: RenderableType) -> None:
 
 
 def note(message: str) -> None:
-    """A line on stderr (a warning, what was written), printed as text."""
+    """A line on stderr (what was written, what is skipped), printed as text."""
     err.print(visible(message), markup=False, highlight=False)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr, one line in one style everywhere: `warning: ...`, as errors read
+    `error: ...`."""
+    err.print(f"warning: {visible(message)}", style="yellow", markup=False, highlight=False)
 
 
 def print_json(data: Any) -> None:
