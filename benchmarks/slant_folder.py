@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-THRESHOLD = 0.0  # radians: Slanted is any lean to the right, as "the digit leans right" reads
+THRESHOLD = 0.19  # radians (11 degrees): Slanted then holds about the share Male holds in CelebA, 42%
 
 
 def slant(image: np.ndarray) -> float:
