@@ -20,13 +20,19 @@ import sys
 
 import torch
 
-from unlearn_cli.data.images import split_by_ids
-from unlearn_cli.data.requests import training_set
-from unlearn_cli.engine.checkpoint import load_checkpoint
-from unlearn_cli.engine.device import seed_everything
-from unlearn_cli.engine.train import make_loader, to_device
-from unlearn_cli.methods import scoped_parameters, train_only
-from unlearn_cli.methods.surgery import endless, make_optimizer, surgery_step
+from unlearn_cli.api import (
+    endless,
+    load_checkpoint,
+    make_loader,
+    make_optimizer,
+    scoped_parameters,
+    seed_everything,
+    split_by_ids,
+    surgery_step,
+    to_device,
+    train_only,
+    training_set,
+)
 
 
 def flat(params) -> torch.Tensor:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sys
 
-from unlearn_cli.workflows.gates import LIKE_REFERENCE
+from unlearn_cli.api import LIKE_REFERENCE
 
 BAR = {bar.key: bar for bar in LIKE_REFERENCE}  # the bar of `unlearn evaluate --like-reference`
 

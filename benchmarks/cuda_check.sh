@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bash benchmarks/cuda_check.sh [OUT_DIR]
 #
-# The CUDA paths on a machine with a GPU, from the repository root (README, "On a GPU"):
+# The CUDA paths on a machine with a GPU, from the repository root (docs/benchmarks.md, "On a GPU"):
 #   1. `unlearn train` twice on cuda with one seed: are the weights the same?
 #   2. `unlearn evaluate` of that VAE on cpu and on cuda: the same numbers?
 #   3. `unlearn forget` (the default method) on cuda, and the same under torchrun (nccl, 1 rank);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bash benchmarks/every_target.sh
 #
-# "Forgetting like retraining" (README): every target of the bar, from the repository root.
+# "Forgetting like retraining" (docs/benchmarks.md): every target of the bar, from the
+# repository root.
 # MNIST138 forgetting each of 1, 3 and 8 (3 seeds), ten-digit MNIST forgetting each digit
 # (1 seed), and MNIST247 forgetting each of 2, 4 and 7 (1 seed); each `unlearn compare` also
 # trains what it needs (originals, judges, retrains) and reuses it across targets.

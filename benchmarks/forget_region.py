@@ -9,7 +9,7 @@ sample lies in the *forget region* when most of its 10 nearest training latents 
 forgotten class. For each row this prints the share of samples in the forget region, and the
 judge's fratio inside and outside it: a method that redirects the forget region but keeps the
 retained region as the original drew it can get no lower than the original's fratio outside
-the forget region. README, "Push away".
+the forget region. docs/benchmarks.md, "Push away".
 """
 
 from __future__ import annotations
@@ -20,11 +20,7 @@ from pathlib import Path
 
 import torch
 
-from unlearn_cli.data.requests import training_set
-from unlearn_cli.engine.checkpoint import load_checkpoint
-from unlearn_cli.methods.redirect import encode_all
-from unlearn_cli.models.vae import VAE
-from unlearn_cli.workflows.judges import judge_classes
+from unlearn_cli.api import VAE, encode, judge_classes, load_checkpoint, training_set
 
 NEIGHBOURS = 10
 BANK = 20000  # training images encoded as the latent reference
@@ -63,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     data = training_set(original.dataset)
     generator = torch.Generator().manual_seed(args.seed)
     rows = torch.randperm(len(data), generator=generator)[:BANK]
-    bank, _ = encode_all(vae, data.subset(rows), torch.device("cpu"))  # (BANK, z)
+    bank = encode(vae, data.subset(rows), torch.device("cpu"))  # (BANK, z)
     forgotten = data.labels[rows] == args.target  # (BANK,)
     z = torch.randn(args.samples, vae.latent_dim, generator=generator)
 

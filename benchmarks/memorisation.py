@@ -15,7 +15,7 @@ membership-inference attacks tell them from held-out test images. The script the
    the calibrated one (AUC and TPR at 1% FPR), retain -ELBO, FID and precision (a judge trained
    on all of MNIST), and prints one Markdown table; the JSON reports land in --out.
 
-Results: README, "Memorisation".
+Results: docs/benchmarks.md, "Memorisation".
 """
 
 from __future__ import annotations
@@ -27,16 +27,25 @@ from pathlib import Path
 
 import torch
 
-from unlearn_cli.data.requests import parse_requests
-from unlearn_cli.data.spec import DatasetSpec, load_split
-from unlearn_cli.engine.checkpoint import load_checkpoint, save_checkpoint
-from unlearn_cli.engine.device import resolve_device
-from unlearn_cli.engine.train import TrainConfig, train_judge, train_vae
-from unlearn_cli.methods import configure, get_method
-from unlearn_cli.models import JudgeConfig, VAEConfig
-from unlearn_cli.workflows.evaluate import evaluate
-from unlearn_cli.workflows.forget import plan_forget, run_forget
-from unlearn_cli.workflows.runner import forget_key
+from unlearn_cli.api import (
+    DatasetSpec,
+    JudgeConfig,
+    TrainConfig,
+    VAEConfig,
+    configure,
+    evaluate,
+    forget_key,
+    get_method,
+    load_checkpoint,
+    load_split,
+    parse_requests,
+    plan_forget,
+    resolve_device,
+    run_forget,
+    save_checkpoint,
+    train_judge,
+    train_vae,
+)
 
 COLUMNS = [
     ("privacy", "mia_auc", "MIA AUC"),
@@ -50,7 +59,7 @@ COLUMNS = [
 ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("runs/memorisation"))
     p.add_argument("--train-size", type=int, default=1000)
@@ -64,7 +73,7 @@ def main() -> None:
         "--methods", nargs="+", default=["redirect"], help="forget methods (default: the default)"
     )
     p.add_argument("--judge", type=Path, help="a ten-digit judge to reuse (default: train one)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     device = resolve_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     spec = DatasetSpec(name="mnist", limit=args.train_size)  # train and test: first N each

@@ -7,8 +7,8 @@ Trains each preset VAE (mnist: MLP on 28x28x1; celeba: convolutional on 64x64x3)
 on synthetic in-memory images of its shape, through the same engine as `unlearn train`
 (DistributedDataParallel and a DistributedSampler under torchrun), with the global batch of
 128, and prints one JSON line per model from rank 0. Synthetic images leave JPEG decoding out:
-what scales here is the model's compute and the gradient all-reduce. Results: README,
-"Several processes".
+what scales here is the model's compute and the gradient all-reduce. Results:
+docs/benchmarks.md, "Scaling".
 """
 
 from __future__ import annotations
@@ -19,12 +19,15 @@ import os
 
 import torch
 
-from unlearn_cli import distributed
-from unlearn_cli.data.images import ImageData
-from unlearn_cli.data.spec import DatasetSpec
-from unlearn_cli.engine.device import resolve_device
-from unlearn_cli.engine.train import TrainConfig, train_vae
-from unlearn_cli.models import VAEConfig
+from unlearn_cli import api
+from unlearn_cli.api import (
+    DatasetSpec,
+    ImageData,
+    TrainConfig,
+    VAEConfig,
+    resolve_device,
+    train_vae,
+)
 
 SHAPES = {"mnist": (1, 28), "celeba": (3, 64)}
 
@@ -36,19 +39,19 @@ def synthetic(name: str, n: int) -> ImageData:
     return ImageData(images, torch.zeros(n, dtype=torch.long), torch.arange(n))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--mnist-images", type=int, default=20480)
     parser.add_argument("--celeba-images", type=int, default=2048)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     device = resolve_device(args.device)
-    world = distributed.world()
+    world = api.world()
     for name, n in (("mnist", args.mnist_images), ("celeba", args.celeba_images)):
         spec = DatasetSpec(name=name, root="synthetic") if name == "celeba" else DatasetSpec()
         cfg = TrainConfig(epochs=1, batch_size=128, seed=0)
         ckpt = train_vae(spec, VAEConfig.from_name(name), cfg, device, data=synthetic(name, n))
-        if distributed.is_main():
+        if api.is_main():
             row = {
                 "model": f"{name} preset VAE",
                 "images": n,

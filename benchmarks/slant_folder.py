@@ -46,11 +46,11 @@ def write(out: Path, size: int, counts: dict[str, int | None], threshold: float)
     """Write the images and attributes.csv under `out`; returns the csv's rows."""
     from PIL import Image
 
-    from unlearn_cli.data.mnist import load_mnist
+    from unlearn_cli.api import DatasetSpec, load_split
 
     rows: list[list] = []
     for split, count in counts.items():
-        data = load_mnist(None, split, None)
+        data = load_split(DatasetSpec(name="mnist"), split)
         n = len(data) if count is None else min(count, len(data))
         for i in range(n):
             digit = int(data.labels[i])

@@ -6,13 +6,14 @@
 The ten-digit MNIST VAE (the mnist10.yaml recipe: 20 epochs on all 60,000 images) receives
 --batches batches of --per-batch random training samples each, and batch --class-at also asks
 for every image of the digit --digit. Each batch is one `unlearn forget` with the default method
-on the previous batch's output. After every batch the script measures what was forgotten so far
-(membership-inference AUC and TPR at 1% FPR of every forgotten sample, fratio of the digit once
-asked for), retain quality (-ELBO of held-out images outside the digit, FID, precision), the
-cumulative forget time and the lineage's retain drift, the number `unlearn forget` warns on.
+(or --method) on the previous batch's output. After every batch the script measures what was
+forgotten so far (membership-inference AUC and TPR at 1% FPR of every forgotten sample, fratio
+of the digit once asked for), retain quality (-ELBO of held-out images outside the digit, FID,
+precision), the cumulative forget time and the lineage's retain drift, the number `unlearn
+forget` warns on.
 At the end one model retrained without all of it is measured the same way.
 
-Results: README, "Streams of deletion requests".
+Results: docs/benchmarks.md, "Streams of deletion requests".
 """
 
 from __future__ import annotations
@@ -23,20 +24,31 @@ from pathlib import Path
 
 import torch
 
-from unlearn_cli.data.requests import Request, parse_requests, training_set
-from unlearn_cli.data.spec import DatasetSpec
-from unlearn_cli.engine.checkpoint import load_checkpoint, save_checkpoint
-from unlearn_cli.engine.device import resolve_device
-from unlearn_cli.engine.train import TrainConfig, train_judge, train_vae
-from unlearn_cli.methods import configure, get_method
-from unlearn_cli.models import JudgeConfig, VAEConfig
-from unlearn_cli.workflows.evaluate import evaluate
-from unlearn_cli.workflows.forget import cumulative_drift, plan_forget, run_forget
-from unlearn_cli.workflows.runner import forget_key
-from unlearn_cli.workflows.targets import Target
+from unlearn_cli.api import (
+    DatasetSpec,
+    JudgeConfig,
+    Request,
+    Target,
+    TrainConfig,
+    VAEConfig,
+    configure,
+    cumulative_drift,
+    evaluate,
+    forget_key,
+    get_method,
+    load_checkpoint,
+    parse_requests,
+    plan_forget,
+    resolve_device,
+    run_forget,
+    save_checkpoint,
+    train_judge,
+    train_vae,
+    training_set,
+)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("runs/stream"))
     p.add_argument("--original", type=Path, help="a ten-digit VAE to start from")
@@ -48,7 +60,8 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    args = p.parse_args()
+    p.add_argument("--method", default="redirect", help="forget method (default: the default)")
+    args = p.parse_args(argv)
     device = resolve_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     spec = DatasetSpec(name="mnist")
@@ -83,7 +96,7 @@ def main() -> None:
             asked.append({"id": f"digit-{args.digit}", "class": [args.digit]})
         batches.append(parse_requests({"requests": asked}, f"batch {b + 1}"))
 
-    method = get_method("redirect")  # the default of `unlearn forget`
+    method = get_method(args.method)  # by default, the default of `unlearn forget`
     current, rows, seconds = original, [], 0.0
     so_far: list[Request] = []
     for b, batch in enumerate(batches, start=1):

@@ -20,6 +20,7 @@ PACKAGE = Path(unlearn_cli.__file__).parent
 LAYERS = {
     "__main__": 6,
     "cli": 5,
+    "api": 5,  # the lab scripts' public API, on top of the package as the CLI is
     "workflows": 4,
     "methods": 3,
     "engine": 2,
@@ -102,6 +103,16 @@ def test_nothing_imports_upward():
     for module, path, is_package in package_modules():
         problems += upward_imports(module, path.read_text(), is_package)
     assert problems == []
+
+
+def test_nothing_in_the_package_imports_the_api():
+    """`unlearn_cli.api` sits on top, as the CLI does: no module of the package uses it."""
+    users = []
+    for module, path, is_package in package_modules():
+        for line, name in imported_modules(ast.parse(path.read_text()), module, is_package):
+            if name == "unlearn_cli.api" or name.startswith("unlearn_cli.api."):
+                users.append(f"{module}:{line}")
+    assert users == []
 
 
 def test_no_cycle_between_folders():
