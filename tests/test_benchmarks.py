@@ -143,3 +143,33 @@ def test_forget_region_splits_each_models_fratio_into_inside_and_outside(
         mixed = sum(weight * float(value) for weight, value in parts if value != "-")
         assert float(fratio) == pytest.approx(mixed, abs=2e-3)
     assert lines[2].split(" | ")[1:] == lines[3].split(" | ")[1:]  # same model, same z
+
+
+def test_attack_reports_relearning_and_the_floor_for_every_row(tiny_vae, tiny_judge, capsys):
+    """benchmarks/attack.py on the tiny model standing for every row and both RETRAIN seeds:
+    the floor of a model against itself is 0, so every floored metric is within it, and the
+    relearning attack gives the model what it gives the reference."""
+    import runpy
+
+    report = {
+        "target": "class:1",
+        "seeds": [0, 1],
+        "rows": [
+            {"label": label, "title": label, "models": [str(tiny_vae)] * 2}
+            for label in ("BEFORE", "OURS", "RETRAIN")
+        ],
+    }
+    path = Path(str(tiny_vae)).parent / "attack-report.json"
+    path.write_text(json.dumps(report))
+    script = runpy.run_path(str(CONFIGS / "attack.py"))
+    out = script["main"](
+        [str(path), "--judge", str(tiny_judge), "--relearn-steps", "2"] + ["--samples", "60"]
+    )
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| OURS")]
+    assert len(out) == 4 and len(lines) == 2  # OURS and RETRAIN, two seeds each; no BEFORE
+    for entry in out:
+        privacy = entry["result"]["privacy"]
+        assert privacy["relearn_gap"] == 0.0
+        assert privacy["relearn_fratio_benign"] == privacy["relearn_fratio_benign_reference"]
+        assert set(entry["result"]["floor"]["within"]) >= {"fratio", "fid", "retain_elbo"}
+    assert lines[0].endswith("| fratio, fid, precision, retain_elbo, fid_reference |")
