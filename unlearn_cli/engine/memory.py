@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from unlearn_cli.engine.files import source_date_epoch
+
 STATUS = Path("/proc/self/status")
 CLEAR_REFS = Path("/proc/self/clear_refs")
 
@@ -36,7 +38,11 @@ def peak_rss_mb() -> float:
 
 
 def peak(device: torch.device) -> dict[str, float | None]:
-    """{peak_rss_mb, cuda_max_allocated_mb (None off CUDA)} since the last `reset_peak`."""
+    """{peak_rss_mb, cuda_max_allocated_mb (None off CUDA)} since the last `reset_peak`; both
+    None under SOURCE_DATE_EPOCH, as checkpoints record no measured duration there either (the
+    file depends on its inputs only)."""
+    if source_date_epoch() is not None:
+        return {"peak_rss_mb": None, "cuda_max_allocated_mb": None}
     cuda = None
     if device.type == "cuda":
         cuda = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
