@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-THRESHOLD = 0.19  # radians (11 degrees): Slanted then holds about the share Male holds in CelebA, 42%
+THRESHOLD = (
+    0.19  # radians (11 degrees): Slanted then holds about the share Male holds in CelebA, 42%
+)
 
 
 def slant(image: np.ndarray) -> float:

@@ -269,3 +269,33 @@ def test_adam_cosine_finds_sgd_on_the_normal_plane_and_adam_off_it(tiny_vae, cap
         assert sgd[0][2] == adam[0][2]  # the first step's unprojected direction: no step yet
     script["main"](str(tiny_vae))
     assert len(capsys.readouterr().out.splitlines()) == 1 + 4  # the data, each scope x optimizer
+
+
+def test_attack_reports_relearning_and_the_floor_for_every_row(tiny_vae, tiny_judge, capsys):
+    """benchmarks/attack.py on the tiny model standing for every row and both RETRAIN seeds:
+    the floor of a model against itself is 0, so every floored metric is within it, and the
+    relearning attack gives the model what it gives the reference."""
+    import runpy
+
+    report = {
+        "target": "class:1",
+        "seeds": [0, 1],
+        "rows": [
+            {"label": label, "title": label, "models": [str(tiny_vae)] * 2}
+            for label in ("BEFORE", "OURS", "RETRAIN")
+        ],
+    }
+    path = Path(str(tiny_vae)).parent / "attack-report.json"
+    path.write_text(json.dumps(report))
+    script = runpy.run_path(str(CONFIGS / "attack.py"))
+    out = script["main"](
+        [str(path), "--judge", str(tiny_judge), "--relearn-steps", "2"] + ["--samples", "60"]
+    )
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| OURS")]
+    assert len(out) == 4 and len(lines) == 2  # OURS and RETRAIN, two seeds each; no BEFORE
+    for entry in out:
+        privacy = entry["result"]["privacy"]
+        assert privacy["relearn_gap"] == 0.0
+        assert privacy["relearn_fratio_benign"] == privacy["relearn_fratio_benign_reference"]
+        assert set(entry["result"]["floor"]["within"]) >= {"fratio", "fid", "retain_elbo"}
+    assert lines[0].endswith("| fratio, fid, precision, retain_elbo, fid_reference |")

@@ -66,20 +66,34 @@ def test_result_has_the_documented_structure(tiny_vae, tiny_judge):
     r = evaluate(vae, judge, target=parse_target("class:1"), samples=200, batch_size=64)
     top = ["model", "dataset", "target", "samples", "seed", "privacy", "utility", "cost"]
     assert list(r) == [*top, "judge"]
-    attacks = ["mia_auc", "mia_tpr_at_1fpr", "mia_calibrated_auc", "mia_calibrated_tpr_at_1fpr"]
-    assert list(r["privacy"]) == ["fratio", *attacks, *(f"{k}_reference" for k in attacks)]
+    attacks = ["mia_auc", "mia_tpr_at_1fpr", "mia_tpr_at_01fpr", "mia_calibrated_auc"]
+    attacks += ["mia_calibrated_tpr_at_1fpr", "mia_calibrated_tpr_at_01fpr"]
+    assert list(r["privacy"]) == [
+        "fratio", "fratio_interval", *attacks, *(f"{k}_reference" for k in attacks)
+    ]  # fmt: skip
     assert list(r["utility"]) == [
         "is",
         "fid",
         "precision",
         "recall",
         "fid_reference",
+        "fid_std",
+        "precision_std",
         "pixel_precision",
         "pixel_recall",
         "retain_elbo",
         "forget_elbo",
     ]
-    assert list(r["cost"]) == ["seconds", "operation", "device"]
+    assert list(r["cost"]) == [
+        "seconds",
+        "operation",
+        "device",
+        "peak_rss_mb",
+        "cuda_max_allocated_mb",
+        "eval_seconds",
+        "eval_peak_rss_mb",
+        "eval_cuda_max_allocated_mb",
+    ]
     assert r["model"] == str(tiny_vae) and r["target"] == "class:1"
     assert (r["samples"], r["seed"]) == (200, 0)
     # by hand: the share of the seed-0 samples the judge calls a 1
@@ -90,11 +104,13 @@ def test_result_has_the_documented_structure(tiny_vae, tiny_judge):
         called = judge.model.eval()(vae.model.eval().decode(z)).argmax(1)
     ones = judge_classes(judge.dataset).index(1)
     assert r["privacy"]["fratio"] == pytest.approx((called == ones).float().mean().item())
-    assert all(r["privacy"][k] is None for k in r["privacy"] if k != "fratio")
+    assert all(r["privacy"][k] is None for k in r["privacy"] if not k.startswith("fratio"))
     assert 1.0 <= r["utility"]["is"] <= 3.0  # at most the judge's number of classes
     assert r["utility"]["fid"] >= 0.0
     assert r["utility"]["retain_elbo"] > 0 and r["utility"]["forget_elbo"] > 0
-    assert r["cost"] == {"seconds": vae.train_seconds, "operation": "train", "device": "cpu"}
+    made = {k: r["cost"][k] for k in ("seconds", "operation", "device")}
+    assert made == {"seconds": vae.train_seconds, "operation": "train", "device": "cpu"}
+    assert r["cost"]["peak_rss_mb"] == vae.metrics["peak_rss_mb"] > 0  # recorded by training
     assert r["judge"] == {"path": str(tiny_judge), "test_accuracy": judge.metrics["test_accuracy"]}
     json.dumps(r)  # JSON-ready as it is
 
@@ -104,6 +120,9 @@ def test_same_seed_same_numbers(tiny_vae, tiny_judge):
     a = evaluate(vae, judge, target=parse_target("class:1"), samples=200, seed=3, batch_size=64)
     b = evaluate(vae, judge, target=parse_target("class:1"), samples=200, seed=3, batch_size=64)
     c = evaluate(vae, judge, target=parse_target("class:1"), samples=200, seed=4, batch_size=64)
+    for r in (a, b):  # the evaluation's own time and memory are measured, not computed
+        for key in ("eval_seconds", "eval_peak_rss_mb"):
+            r["cost"].pop(key)
     assert a == b
     assert a["utility"]["fid"] != c["utility"]["fid"]
     assert a["utility"]["retain_elbo"] != c["utility"]["retain_elbo"]
@@ -124,7 +143,10 @@ def test_lineage_names_the_target_and_the_cost(tiny_vae, tmp_path):
     )
     r = evaluate(load_checkpoint(path), None, samples=50)
     assert r["target"] == "class:1"
-    assert r["cost"] == {"seconds": 2.25, "operation": "forget:surgery", "device": "cpu"}
+    made = {k: r["cost"][k] for k in ("seconds", "operation", "device", "peak_rss_mb")}
+    assert made == {  # an entry written before peak memory was recorded: None
+        "seconds": 2.25, "operation": "forget:surgery", "device": "cpu", "peak_rss_mb": None
+    }  # fmt: skip
     assert r["utility"]["forget_elbo"] is not None
     overridden = evaluate(load_checkpoint(path), None, target=parse_target("class:3"), samples=50)
     assert overridden["target"] == "class:3"

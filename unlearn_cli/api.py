@@ -29,6 +29,7 @@ from unlearn_cli.data.spec import DatasetSpec, load_split
 from unlearn_cli.distributed import is_main, world
 from unlearn_cli.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from unlearn_cli.engine.device import resolve_device, seed_everything
+from unlearn_cli.engine.files import json_text
 from unlearn_cli.engine.train import TrainConfig, make_loader, to_device, train_judge, train_vae
 from unlearn_cli.methods import configure, get_method, scoped_parameters, train_only
 from unlearn_cli.methods.redirect import encode_all
@@ -40,7 +41,7 @@ from unlearn_cli.workflows.forget import cumulative_drift, plan_forget, run_forg
 from unlearn_cli.workflows.gates import LIKE_REFERENCE
 from unlearn_cli.workflows.judges import judge_classes
 from unlearn_cli.workflows.runner import forget_key
-from unlearn_cli.workflows.targets import Target
+from unlearn_cli.workflows.targets import Target, parse_target
 
 __all__ = [
     # checkpoints and devices
@@ -60,6 +61,7 @@ __all__ = [
     "Request",
     "parse_requests",
     "Target",
+    "parse_target",
     # training
     "TrainConfig",
     "VAEConfig",
@@ -79,6 +81,7 @@ __all__ = [
     "judge_classes",
     "LIKE_REFERENCE",
     "encode",
+    "json_text",
     # the surgery pass's pieces, for a script that inspects the optimizer's steps themselves
     "make_loader",
     "to_device",

@@ -57,13 +57,33 @@ TargetOpt = Annotated[
     ),
 ]
 ReferenceOpt = Annotated[
-    Path | None,
+    list[Path] | None,
     _option(
         "The VAE retrained without the forgotten samples (`unlearn train --exclude`): scored "
         "beside the model on the same samples and sets, with the FID between its samples and "
-        "the model's (with --judge).",
+        "the model's (with --judge). Twice (two retraining seeds): adds the floor, how far the "
+        "two differ, beside the model's distance to the first.",
         SCORE,
         metavar="FILE",
+    ),
+]
+RelearnOpt = Annotated[
+    int,
+    _option(
+        "Relearning attack: fine-tune copies of the model (and of --reference) this many steps "
+        "on 64 forgotten images, and on retained ones, then score the forgotten class's fratio "
+        "(samples: their -ELBO and MIA AUC) again. 0: no attack.",
+        SCORE,
+        metavar="N",
+    ),
+]
+MaxRelearnGapOpt = Annotated[
+    float | None,
+    _option(
+        "Gate: exit 3 when the fratio after the few-shot relearning attack (samples: the MIA "
+        "AUC) is above the reference's by more than this. Needs --relearn-steps, --reference.",
+        GATES,
+        metavar="X",
     ),
 ]
 ManifestOpt = Annotated[
@@ -185,7 +205,11 @@ def _rows(result: dict) -> list[tuple[str, str, float | None, float | None, str]
     if result["target"] == "samples":
         fratio_note = "individual samples: no classifier can tell; see the MIA AUC"
     if privacy["fratio"] is not None:
-        fratio_note = f"share of {result['samples']} samples judged {result['target']}"
+        lo, hi = privacy["fratio_interval"]
+        fratio_note = (
+            f"share of {result['samples']} samples judged {result['target']}; 95% "
+            f"[{lo:.4g}, {hi:.4g}]"
+        )
     mia_note = "no individual samples were forgotten"
     if privacy["mia_auc"] is not None:
         mia_note = "forgotten training samples vs held-out ones"
@@ -203,12 +227,28 @@ def _rows(result: dict) -> list[tuple[str, str, float | None, float | None, str]
         return group[key], ref.get(key)
 
     calibrated_note = "needs --shadow" if privacy["mia_auc"] is not None else mia_note
+    relearn = []
+    if privacy.get("relearn_steps"):
+        steps = privacy["relearn_steps"]
+        for attack, what in (("fewshot", "64 forgotten images"), ("benign", "retained images")):
+            for metric, label in (
+                ("fratio", "fratio"),
+                ("mia_auc", "MIA AUC"),
+                ("forget_elbo", "-ELBO forget"),
+            ):
+                key = f"relearn_{metric}_{attack}"
+                if privacy.get(key) is not None:
+                    relearn.append(
+                        ("", f"{label}, relearned {attack}", *mia(key), f"{steps} steps on {what}")
+                    )
     return [
         ("PRIVACY", "fratio (lower is better)", *scored("fratio", privacy), fratio_note),
         ("", "MIA AUC (0.5 is ideal)", *mia("mia_auc"), mia_note),
         ("", "MIA TPR at 1% FPR", *mia("mia_tpr_at_1fpr"), "0.01 is chance"),
+        ("", "MIA TPR at 0.1% FPR", *mia("mia_tpr_at_01fpr"), "0.001 is chance"),
         ("", "calibrated MIA AUC", *mia("mia_calibrated_auc"), calibrated_note),
         ("", "calibrated TPR at 1% FPR", *mia("mia_calibrated_tpr_at_1fpr"), ""),
+        *relearn,
         ("UTILITY", "IS (higher is better)", *scored("is"), needs_judge or "judge's classes"),
         ("", "FID (lower is better)", *scored("fid"), needs_judge or "vs held-out retain images"),
         ("", "precision", *scored("precision"), needs_judge or "samples that look like real data"),
@@ -219,6 +259,8 @@ def _rows(result: dict) -> list[tuple[str, str, float | None, float | None, str]
         ("", "-ELBO retain, nats", *scored("retain_elbo"), "held-out images outside the target"),
         ("", "-ELBO forget, nats", *scored("forget_elbo"), forget_note),
         ("COST", "time, s", *scored("seconds", cost), f"{cost['operation']} on {cost['device']}"),
+        ("", "peak memory, MiB", *scored("peak_rss_mb", cost), "resident set (CPU)"),
+        ("", "evaluation time, s", cost["eval_seconds"], None, "this evaluation's own"),
     ]
 
 
@@ -248,6 +290,8 @@ def _table(result: dict):
         captions.append(f"judge {path}: held-out accuracy {shown_acc}; seed {result['seed']}")
     if scored:
         captions.append(f"reference {shown(result['reference']['path'])}: {_verdict(result)}")
+    if result.get("floor") is not None:
+        captions.append(_floor_line(result["floor"]))
     if captions:
         table.caption = "\n".join(captions)
         table.caption_justify = "left"
@@ -264,12 +308,24 @@ def _verdict(result: dict) -> str:
     return "misses --like-reference: " + "; ".join(failed)
 
 
+def _floor_line(floor: dict) -> str:
+    """Which metrics the model is as close to the first reference on as the second is."""
+    within = ", ".join(floor["within"]) or "none"
+    beyond = [k for k, m in floor["metrics"].items() if m["within"] is False]
+    return (
+        f"floor (vs {shown(floor['second_reference'])}): as close as another retraining on "
+        f"{within}; further on {', '.join(beyond) or 'none'}"
+    )
+
+
 EVALUATE_EXAMPLES = (
     "unlearn evaluate forgot.safetensors --judge judge.safetensors",
     "unlearn evaluate forgot.safetensors --judge judge.safetensors"
     " --reference retrained.safetensors --like-reference",
     "unlearn evaluate forgot.safetensors --grid grid.png --compare-grid original.safetensors",
     "unlearn evaluate forgot.safetensors --judge judge.safetensors --max-fratio 0.02 --json",
+    "unlearn evaluate forgot.safetensors --judge judge.safetensors --reference r0.safetensors"
+    " --reference r1.safetensors --relearn-steps 50 --max-relearn-gap 0.02",
 )
 
 
@@ -295,17 +351,20 @@ def evaluate(
     min_precision: MinPrecisionOpt = None,
     min_pixel_precision: MinPixelPrecisionOpt = None,
     like_reference: LikeReferenceOpt = False,
+    relearn_steps: RelearnOpt = 0,
+    max_relearn_gap: MaxRelearnGapOpt = None,
     json_out: Annotated[bool, in_panel(JSON_OPTION, OUTPUT)] = False,
 ) -> None:
     """Score a generator: privacy, utility and cost, grouped as in the paper's Table 1.
 
     Gates (--max-fratio, --max-fid, --max-mia-auc, --min-is, --min-precision,
-    --min-pixel-precision, --like-reference) exit 3 after the results print.
+    --min-pixel-precision, --like-reference, --max-relearn-gap) exit 3 after the results
+    print.
 
     A gate whose metric was not measured fails. Exit codes: 0 ok, 1 bug, 2 bad input, 3 gate.
     """
     from unlearn_cli.errors import EXIT_GATE, UsageError
-    from unlearn_cli.workflows.gates import JUDGED, gates, reference_failures
+    from unlearn_cli.workflows.gates import JUDGED, SPREAD_SEEDS, gates, reference_failures
 
     limits = {
         "max_fratio": max_fratio,
@@ -314,6 +373,7 @@ def evaluate(
         "max_fid": max_fid,
         "min_precision": min_precision,
         "min_pixel_precision": min_pixel_precision,
+        "max_relearn_gap": max_relearn_gap,
     }
     if compare_grid is not None and grid is None:
         raise UsageError("--compare-grid needs --grid FILE.png to write the side-by-side grid to")
@@ -322,7 +382,17 @@ def evaluate(
         raise UsageError(
             f"{flag_of(needs_judge[0])} gates on a metric that needs --judge JUDGE.safetensors"
         )
-    if like_reference and (judge is None or reference is None):
+    references = reference or []
+    if len(references) > 2:
+        raise UsageError("--reference: give one retrained model, or two (of two seeds)")
+    if max_relearn_gap is not None and not (relearn_steps and references):
+        raise UsageError(
+            "--max-relearn-gap compares the relearned model with the relearned reference: "
+            "give --relearn-steps N and --reference RETRAINED.safetensors"
+        )
+    if relearn_steps < 0:
+        raise UsageError(f"--relearn-steps must be 0 or more, got {relearn_steps}")
+    if like_reference and (judge is None or not references):
         raise UsageError(
             "--like-reference compares the model with a retrained one: give --judge "
             "JUDGE.safetensors and --reference RETRAINED.safetensors"
@@ -338,16 +408,19 @@ def evaluate(
     from unlearn_cli.workflows.targets import parse_target
 
     evaluation.check_evaluation(samples, batch_size, seed)
+    # the gates that read FID or precision judge them against their spread over sample seeds
+    spread_gated = like_reference or max_fid is not None or min_precision is not None
     tgt = parse_target(target) if target is not None else None  # a typo fails before loading
     requests = load_manifest(manifest) if manifest is not None else None
     if grid is not None:
         check_writable(grid)
-        inputs = (model, judge, reference, compare_grid, manifest, *(shadow or []))
+        inputs = (model, judge, *references, compare_grid, manifest, *(shadow or []))
         check_not_input(grid, inputs, "--grid")
     dev = resolve_device(device)
     vae = load_checkpoint(model, kind="vae", device=dev)
     judge_ckpt = load_checkpoint(judge, kind="judge", device=dev) if judge else None
-    ref_ckpt = load_checkpoint(reference, kind="vae", device=dev) if reference else None
+    refs = [load_checkpoint(p, kind="vae", device=dev) for p in references]
+    ref_ckpt = refs[0] if refs else None
     before = load_checkpoint(compare_grid, kind="vae", device=dev) if compare_grid else None
     shadows = [load_checkpoint(p, kind="vae", device=dev) for p in shadow or []]
     for other in (before, ref_ckpt if grid is not None else None):
@@ -367,6 +440,9 @@ def evaluate(
         requests=requests,
         shadows=shadows,
         score_reference=ref_ckpt is not None,
+        spread=SPREAD_SEEDS if spread_gated else 0,
+        relearn_steps=relearn_steps,
+        second_reference=refs[1] if len(refs) > 1 else None,
     )
     # after the checks inside evaluate(), so that a bad input stays a one-line error
     if judge_ckpt is None:

@@ -89,6 +89,11 @@ def run_and_save(ckpt, plan: Plan, algo, cfg, dev, target: Path, ledger, overwri
     child = run_forget(ckpt, plan, algo, cfg, dev, RichProgress())
     save_forget(child, ckpt, plan, target, ledger, overwrite=overwrite)
     result = written(child, target)
+    if reason := child.lineage[-1]["no_op"]:
+        note(
+            f"warning: {algo.name} {reason}: this forget looks like it did nothing (recorded "
+            "as no_op in the lineage)"
+        )
     drift = result["cumulative_retain_drift"]
     if drift > RETRAIN_DRIFT:
         warn(

@@ -22,6 +22,7 @@ from unlearn_cli.data.spec import DatasetSpec, load_split, stamped
 from unlearn_cli.engine.checkpoint import Checkpoint
 from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.files import recorded_seconds
+from unlearn_cli.engine.memory import peak, reset_peak
 from unlearn_cli.engine.progress import NullProgress, Progress
 from unlearn_cli.errors import DivergedError, UsageError
 
@@ -247,10 +248,12 @@ def _from_scratch(kind, build, model_cfg, spec, data, cfg, device, loss_fn, prog
     """Seed, build, fit and time a model; the checkpoint records how it was made."""
     seed_everything(cfg.seed)
     model = build(model_cfg)
+    reset_peak(device)
     start = start_clock(device)
     losses = fit(model, data, cfg, device, loss_fn, progress, kind)
     sync(device)
     seconds = time.perf_counter() - start
+    used = {k: v for k, v in peak(device).items() if v is not None}
     return Checkpoint(
         kind=kind,
         model=model,
@@ -260,7 +263,7 @@ def _from_scratch(kind, build, model_cfg, spec, data, cfg, device, loss_fn, prog
         train_ids_sha256=ids_sha256(data.ids),
         num_samples=len(data),
         train_seconds=recorded_seconds(seconds),
-        metrics={"final_train_loss": round(losses[-1], 4)},
+        metrics={"final_train_loss": round(losses[-1], 4), **used},
     )
 
 

@@ -101,7 +101,8 @@ class SurgeryConfig(Settings):
     batch_size: int = setting(
         defaults.BATCH_SIZE, "images per step", ORIGINAL_BATCH, minimum=1
     )  # paper
-    epochs: int = setting(1, "passes over D_f", minimum=1)  # the paper's one shot
+    # the paper's one shot; 0 changes nothing, which `forget` then says (its no-op warning)
+    epochs: int = setting(1, "passes over D_f", minimum=0)
     # the decoder by default because the encoder absorbs the ascent (docs/methods.md), and the
     # row label says so (Surgery.title_for)
     params: str = setting(

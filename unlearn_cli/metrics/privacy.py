@@ -3,6 +3,8 @@ for individual samples."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -33,6 +35,22 @@ def share_in(predicted: torch.Tensor, targets: list[int]) -> float:
         raise ValueError("fratio needs at least one image")
     hits = torch.isin(predicted, torch.tensor(targets, dtype=torch.long))  # (N,)
     return hits.double().mean().item()
+
+
+def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a share `hits` / `n` (95% for z = 1.96): the interval of
+    the shares p whose normal test at level z does not reject hits / n.
+
+    Unlike the normal approximation p +- z sqrt(p(1 - p) / n), it stays inside [0, 1] and does
+    not collapse to a point at p = 0, which is where a forgotten class's fratio sits: 0 of
+    10,000 samples is an interval [0, 0.00038], not a certainty.
+    """
+    if n < 1 or not 0 <= hits <= n:
+        raise ValueError(f"wilson_interval needs 0 <= hits <= n and n >= 1, got {hits} of {n}")
+    p, z2 = hits / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def mia_auc(

@@ -6,6 +6,7 @@ in time (cost), as in the paper's Table 1.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -27,15 +28,17 @@ from unlearn_cli.metrics import (
     precision_recall,
 )
 from unlearn_cli.metrics.fidelity import DEFAULT_K, pixel_features
-from unlearn_cli.metrics.privacy import calibrated_scores, tpr_at_fpr
-from unlearn_cli.workflows.cost import cost
+from unlearn_cli.metrics.privacy import calibrated_scores, tpr_at_fpr, wilson_interval
+from unlearn_cli.workflows.cost import Clock, cost
 from unlearn_cli.workflows.gates import like_reference
 from unlearn_cli.workflows.image_sets import DataImages, EvalSets, Generated, eval_sets, subset
 from unlearn_cli.workflows.judges import check_judge, judge_classes
 from unlearn_cli.workflows.reference import check_reference, warn_if_not_retrained
 from unlearn_cli.workflows.targets import Target, absent_requests, check_target, default_target
 
-JUDGED_KEYS = ("fratio", "is", "fid", "precision", "recall")  # what the judge's features give
+JUDGED_KEYS = (  # what the judge's features give
+    "fratio", "fratio_interval", "is", "fid", "precision", "recall", "fid_std", "precision_std"
+)  # fmt: skip
 
 
 def check_evaluation(samples: int, batch_size: int, seed: int = defaults.EVAL_SEED) -> None:
@@ -63,6 +66,9 @@ def evaluate(
     requests: list[Request] | None = None,
     shadows: list[Checkpoint] | None = None,
     score_reference: bool = False,
+    spread: int = 0,
+    relearn_steps: int = 0,
+    second_reference: Checkpoint | None = None,
 ) -> dict:
     """Privacy, utility and cost of the generator in `vae`, as a JSON-ready dict.
 
@@ -89,10 +95,19 @@ def evaluate(
     fratio, IS, FID, precision, recall, retain -ELBO and cost under `reference`), and
     `like_reference` holds the bar of "forgetting like retraining" (`gates.LIKE_REFERENCE`),
     checked against it. `unlearn compare` leaves it off: its RETRAIN row is scored once.
+
+    Sampling error: fratio comes with its 95% Wilson interval; with `spread` > 1, FID and
+    precision with their standard deviation over that many sample seeds (for the model, and
+    the scored reference), which `like_reference` uses to say whether a miss is beyond it.
+
+    `relearn_steps` > 0 runs the relearning attack (`workflows.relearn`) on the model and the
+    reference; `second_reference` (another retraining, of another seed) adds `floor`: how far
+    two retrainings differ, beside how far the model is from the first (`workflows.floor`).
     """
     progress = progress or NullProgress()
     device = torch.device(device)
     check_evaluation(samples, batch_size, seed)
+    clock = Clock(device)
     if vae.kind != "vae":
         raise CheckpointError(f"{vae.path}: is a {vae.kind} checkpoint; evaluate scores a VAE")
     if requests is None:
@@ -111,6 +126,12 @@ def evaluate(
         check_judge(judge, vae, tgt)
     if reference is not None:
         check_reference(reference, vae)
+    if second_reference is not None:
+        if reference is None or not score_reference:
+            raise UsageError("a second reference needs a first one, scored", "reference")
+        check_reference(second_reference, vae)
+    if relearn_steps and not 0 < relearn_steps <= MAX_COUNT:
+        raise UsageError(f"must be from 1 to {MAX_COUNT}, got {relearn_steps}", "relearn_steps")
     for shadow in shadows or []:
         check_reference(shadow, vae, "shadow")
 
@@ -131,7 +152,7 @@ def evaluate(
     ref_judged = dict.fromkeys(JUDGED_KEYS)
     if judge is not None:
         utility, ref_judged = _judge_metrics(
-            fakes, real, judge, reference, tgt, samples, seed, batch_size, device, scored
+            fakes, real, judge, reference, tgt, samples, seed, batch_size, device, scored, spread
         )
     pixel_precision, pixel_recall = _pixel_metrics(fakes, real)
     progress.advance(1, "judge")
@@ -142,9 +163,15 @@ def evaluate(
         "target": str(tgt) if tgt is not None else None,
         "samples": samples,
         "seed": seed,
-        "privacy": {"fratio": utility["fratio"], **privacy},
+        "privacy": {
+            "fratio": utility["fratio"],
+            "fratio_interval": utility["fratio_interval"],
+            **privacy,
+        },
         "utility": {
             **{k: utility[k] for k in ("is", "fid", "precision", "recall", "fid_reference")},
+            "fid_std": utility["fid_std"],
+            "precision_std": utility["precision_std"],
             "pixel_precision": pixel_precision,
             "pixel_recall": pixel_recall,
             **elbos,
@@ -161,7 +188,25 @@ def evaluate(
             **ref_elbos,
             **cost(scored),
         }
+    if relearn_steps:
+        from unlearn_cli.workflows.relearn import relearn_metrics
+
+        result["privacy"].update(
+            relearn_metrics(
+                vae, reference, judge, tgt, sets, relearn_steps, samples, seed, batch_size, device
+            )
+        )
+    if second_reference is not None:
+        from unlearn_cli.workflows.floor import floor
+
+        assert reference is not None  # checked above
+        options = {"samples": samples, "seed": seed, "batch_size": batch_size, "root": root}
+        result["floor"] = floor(
+            result, requests, reference, second_reference, judge, tgt, options, device
+        )
+    if scored is not None:
         result["like_reference"] = like_reference(result)
+    result["cost"].update(clock.stop())
     return result
 
 
@@ -260,22 +305,31 @@ def _elbo_metrics(
 MIA_KEYS = tuple(
     f"{k}{suffix}"
     for suffix in ("", "_reference")
-    for k in ("mia_auc", "mia_tpr_at_1fpr", "mia_calibrated_auc", "mia_calibrated_tpr_at_1fpr")
+    for k in (
+        "mia_auc",
+        "mia_tpr_at_1fpr",
+        "mia_tpr_at_01fpr",
+        "mia_calibrated_auc",
+        "mia_calibrated_tpr_at_1fpr",
+        "mia_calibrated_tpr_at_01fpr",
+    )
 )
 
 
 def _attacks(members, nonmembers, shadow, mask, weights) -> dict:
-    """AUC and TPR at 1% FPR of the plain attack (score -nelbo) and, given `shadow` (each
+    """AUC and TPR at 1% and 0.1% FPR of the plain attack (score -nelbo) and, given `shadow` (each
     shadow's (members, test) nelbo), of the calibrated one."""
     out = {
         "mia_auc": mia_auc(-members, -nonmembers, weights),
         "mia_tpr_at_1fpr": tpr_at_fpr(-members, -nonmembers, 0.01, weights),
+        "mia_tpr_at_01fpr": tpr_at_fpr(-members, -nonmembers, 0.001, weights),
     }
     if shadow:
         m = calibrated_scores(members, [s_members for s_members, _ in shadow])
         n = calibrated_scores(nonmembers, [s_test[mask] for _, s_test in shadow])
         out["mia_calibrated_auc"] = mia_auc(m, n, weights)
         out["mia_calibrated_tpr_at_1fpr"] = tpr_at_fpr(m, n, 0.01, weights)
+        out["mia_calibrated_tpr_at_01fpr"] = tpr_at_fpr(m, n, 0.001, weights)
     return out
 
 
@@ -290,39 +344,79 @@ def _judge_metrics(
     batch_size: int,
     device: torch.device,
     scored: Checkpoint | None = None,
+    spread: int = 0,
 ) -> tuple[dict, dict]:
-    """fratio and IS of the generated images `fakes`; FID, precision and recall against the
-    held-out retain images `real`; FID against the same number of the reference's samples.
-    Second, the same five of the reference's samples when it is `scored` (else None each)."""
+    """fratio (with its Wilson interval) and IS of the generated images `fakes`; FID,
+    precision and recall against the held-out retain images `real`; FID against the same
+    number of the reference's samples. Second, the same of the reference's samples when it is
+    `scored` (else None each). With `spread` > 1, FID's and precision's standard deviation
+    over that many sample seeds (`seed`, `seed + 1`, ...): their sampling error."""
     model = judge.model.to(device).eval()
-    indices = None
-    if tgt is not None and tgt.kind in ("class", "attribute"):
-        classes = judge_classes(judge.dataset)
-        names = [str(c) for c in classes]  # digits, or class folders matched by name
-        indices = [names.index(str(c)) for c in tgt.values] if tgt.kind == "class" else [1]
+    indices = judge_indices(judge, tgt)
     _, real_features = judge_outputs(model, real, batch_size)
 
-    def judged(images) -> tuple[dict, torch.Tensor]:
+    def fid_precision(features: torch.Tensor) -> tuple[float, float | None]:
+        precision = None
+        if min(len(features), len(real_features)) > DEFAULT_K:  # a k-NN ball needs k of them
+            precision = precision_recall(features, real_features)[0]
+        return fid_of_features(features, real_features), precision
+
+    def judged(images, vae: torch.nn.Module) -> tuple[dict, torch.Tensor]:
         logits, features = judge_outputs(model, images, batch_size)  # one pass over them
         precision = recall = None
         if min(len(features), len(real_features)) > DEFAULT_K:  # a k-NN ball needs k of them
             precision, recall = precision_recall(features, real_features)
+        fratio = interval = None
+        if indices is not None:
+            fratio = fratio_of_logits(logits, indices)
+            interval = list(wilson_interval(round(fratio * len(logits)), len(logits)))
+        fid = fid_of_features(features, real_features)
+        fids: list[float | None] = [fid]
+        precisions: list[float | None] = [precision]
+        for s in range(seed + 1, seed + spread):  # the same model, other samples
+            other = Generated(vae, samples, s, batch_size, device)
+            f, p = fid_precision(judge_outputs(model, other, batch_size)[1])
+            fids.append(f)
+            precisions.append(p)
         return {
-            "fratio": None if indices is None else fratio_of_logits(logits, indices),
+            "fratio": fratio,
+            "fratio_interval": interval,
             "is": inception_score_of_logits(logits),
-            "fid": fid_of_features(features, real_features),
+            "fid": fid,
             "precision": precision,
             "recall": recall,
+            "fid_std": std(fids),
+            "precision_std": std(precisions),
         }, features
 
-    scores, features = judged(fakes)
+    vae_model = fakes.images.vae
+    scores, features = judged(fakes, vae_model)
     ref_scores = dict.fromkeys(JUDGED_KEYS)
     fid_reference = None
     if reference is not None:
-        ref_fakes = Generated(reference.model.to(device).eval(), samples, seed, batch_size, device)
+        ref_model = reference.model.to(device).eval()
+        ref_fakes = Generated(ref_model, samples, seed, batch_size, device)
         if scored is not None:
-            ref_scores, ref_features = judged(ref_fakes)
+            ref_scores, ref_features = judged(ref_fakes, ref_model)
         else:
             ref_features = judge_outputs(model, ref_fakes, batch_size)[1]
         fid_reference = fid_of_features(features, ref_features)
     return {**scores, "fid_reference": fid_reference}, ref_scores
+
+
+def judge_indices(judge: Checkpoint, tgt: Target | None) -> list[int] | None:
+    """The judge's class indices that fratio counts for `tgt`; None for no class target."""
+    if tgt is None or tgt.kind not in ("class", "attribute"):
+        return None
+    classes = judge_classes(judge.dataset)
+    names = [str(c) for c in classes]  # digits, or class folders matched by name
+    return [names.index(str(c)) for c in tgt.values] if tgt.kind == "class" else [1]
+
+
+def std(values: Sequence[float | None]) -> float | None:
+    """Sample standard deviation of `values`; None with fewer than two or a value missing."""
+    if len(values) < 2 or any(v is None for v in values):
+        return None
+    known = [float(v) for v in values if v is not None]
+    mean = sum(known) / len(known)
+    return (sum((v - mean) ** 2 for v in known) / (len(known) - 1)) ** 0.5

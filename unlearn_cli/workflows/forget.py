@@ -25,6 +25,7 @@ from unlearn_cli.data.requests import (
 from unlearn_cli.data.spec import folder_changes, load_split
 from unlearn_cli.engine.checkpoint import Checkpoint, first_not_finite, save_checkpoint
 from unlearn_cli.engine.files import file_sha256, recorded_seconds, timestamp
+from unlearn_cli.engine.memory import peak, reset_peak
 from unlearn_cli.engine.progress import NullProgress, Progress
 from unlearn_cli.engine.train import start_clock, sync
 from unlearn_cli.errors import DataError, DivergedError
@@ -127,10 +128,13 @@ def run_forget(
     """Run `method` on the plan and return the child checkpoint (not yet saved)."""
     assert plan.retain is not None  # plan_forget sets it whenever there is something to do
     progress = progress or NullProgress()
+    assert plan.forget is not None
     probe = plan.retain.subset(torch.arange(min(PROBE_SIZE, len(plan.retain))))
     before = probe_loss(ckpt.model, probe, device)
+    forget_probe = plan.forget.subset(torch.arange(min(PROBE_SIZE, len(plan.forget))))
+    forget_before = probe_losses(ckpt.model, forget_probe, device)  # (N,)
+    reset_peak(device)
     start = start_clock(device)
-    assert plan.forget is not None
     heldout = heldout_of(ckpt, [*ckpt.forgotten_requests(), *plan.new], plan.root)
     result = method.unlearn(ckpt, plan.forget, plan.retain, cfg, device, progress, heldout)
     model = result.model
@@ -143,7 +147,10 @@ def run_forget(
     distributed.same_weights_(model)  # under torchrun: rank 0's result everywhere
     sync(device)
     seconds = time.perf_counter() - start
+    used = peak(device)
     drift = probe_loss(model, probe, device) / before - 1
+    forget_after = probe_losses(model, forget_probe, device)  # (N,)
+    nothing = did_nothing(forget_before, forget_after, same_weights(ckpt.model, model))
     entry = {
         "operation": "forget",
         "requests": [r.to_dict() for r in plan.new],
@@ -156,6 +163,12 @@ def run_forget(
         "seed": cfg.seed,
         "wall_seconds": recorded_seconds(seconds),
         "retain_drift": round(drift, 6),  # relative change of the retained data's loss
+        # the forgotten samples' -ELBO before and after (a probe of them, fixed noise): the
+        # level later forgets re-check against, and the evidence of a forget that did nothing
+        "forget_elbo_before": round(forget_before.mean().item(), 4),
+        "forget_elbo_after": round(forget_after.mean().item(), 4),
+        "no_op": nothing,  # None, or why the forget looks like it did nothing
+        **used,  # peak_rss_mb, cuda_max_allocated_mb (None off CUDA)
         "device": device.type,
         **distributed.world().to_dict(),  # world_size, and the backend (None: one process)
         "parent_sha256": ckpt.sha256,
@@ -210,6 +223,8 @@ def summarise(
         "wall_seconds": None,
         "retain_drift": None,  # the retained data's loss, relative change by this operation
         "cumulative_retain_drift": None,  # ... compounded over the whole lineage
+        "no_op": None,  # why the forget looks like it did nothing, or None
+        "peak_rss_mb": None,  # the operation's peak resident memory
         "device": str(dev),
     }
 
@@ -224,6 +239,8 @@ def written(child: Checkpoint, out: Path) -> dict:
         hyperparameters=entry["hyperparameters"],
         retain_drift=entry["retain_drift"],
         cumulative_retain_drift=round(cumulative_drift(child.lineage), 6),
+        no_op=entry["no_op"],
+        peak_rss_mb=entry["peak_rss_mb"],
     )
 
 
@@ -232,12 +249,44 @@ RETRAIN_DRIFT = 0.10  # cumulative retain drift past which `unlearn forget` advi
 
 
 @torch.no_grad()
-def probe_loss(model: torch.nn.Module, probe, device: torch.device) -> float:
-    """Mean negative ELBO of the `probe` images (fixed noise): the yardstick of retain drift.
-    `model` itself stays where it is."""
+def probe_losses(model: torch.nn.Module, probe, device: torch.device) -> torch.Tensor:
+    """(N,) negative ELBO of each `probe` image (fixed noise). `model` stays where it is."""
     if next(model.parameters()).device != device:
         model = copy.deepcopy(model).to(device)
-    return negative_elbo(model, DataImages(probe, 256, device), 256, seed=0).mean().item()
+    return negative_elbo(model, DataImages(probe, 256, device), 256, seed=0)
+
+
+def probe_loss(model: torch.nn.Module, probe, device: torch.device) -> float:
+    """Mean negative ELBO of the `probe` images: the yardstick of retain drift."""
+    return probe_losses(model, probe, device).mean().item()
+
+
+NOOP_Z = 2.0  # a change of the forgotten samples' mean -ELBO within this many standard errors
+NOOP_RELATIVE = 1e-3  # ... or within this share of it, is no change
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """Whether two models hold exactly the same tensors."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
+
+
+def did_nothing(before: torch.Tensor, after: torch.Tensor, same: bool) -> str | None:
+    """Why a forget looks like it did nothing, or None: it wrote its input's weights (`same`),
+    or left the forgotten samples as well explained as before: the mean of the paired change
+    of their -ELBO (`after` - `before`, the same noise) within NOOP_Z standard errors of 0, or
+    within NOOP_RELATIVE of their -ELBO before."""
+    if same:
+        return "wrote weights equal to its input"
+    change = (after - before).double()  # (N,)
+    stderr = change.std().item() / len(change) ** 0.5 if len(change) > 1 else 0.0
+    mean, level = change.mean().item(), before.double().mean().item()
+    if abs(mean) <= max(NOOP_Z * stderr, NOOP_RELATIVE * abs(level)):
+        return (
+            f"left the forgotten samples' -ELBO within noise of its input's ({level:.2f} -> "
+            f"{level + mean:.2f} nats)"
+        )
+    return None
 
 
 def cumulative_drift(lineage: list[dict]) -> float:

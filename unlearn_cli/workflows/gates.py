@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
+
+Z95 = 1.96  # a 95% interval's half-width in standard errors
+SPREAD_SEEDS = 3  # sample seeds whose FID and precision spread a gate on either reads
 
 
 class Gate(NamedTuple):
@@ -26,6 +30,14 @@ GATES = {  # evaluate's setting -> its gate
     "min_precision": Gate("utility", "precision", "precision", True, "a judge", True),
     "min_pixel_precision": Gate(
         "utility", "pixel_precision", "pixel precision", True, "samples", False
+    ),
+    "max_relearn_gap": Gate(
+        "privacy",
+        "relearn_gap",
+        "relearned fratio (MIA AUC for samples) minus the reference's",
+        False,
+        "--relearn-steps and --reference",
+        False,
     ),
 }
 JUDGED = tuple(name for name, gate in GATES.items() if gate.judged)
@@ -82,16 +94,42 @@ LIKE_REFERENCE = (
 )
 
 
+def stderr_of(key: str, values: dict) -> float | None:
+    """The sampling error (one standard error) of metric `key` among `values` (a result's
+    group, or its reference): fratio's from its Wilson interval, FID's and precision's their
+    spread over sample seeds; None where it was not measured."""
+    if key == "fratio":
+        interval = values.get("fratio_interval")
+        return None if interval is None else (interval[1] - interval[0]) / (2 * Z95)
+    if key in ("fid", "precision"):
+        return values.get(f"{key}_std")
+    return None
+
+
+def noise_of(bar: Bar, model: dict, reference: dict) -> float | None:
+    """The 95% sampling error of the model's value minus the limit: both values' standard
+    errors combined, the reference's scaled as the limit scales it."""
+    se_v, se_r = stderr_of(bar.key, model), stderr_of(bar.key, reference)
+    if se_v is None or se_r is None:
+        return None
+    return Z95 * math.sqrt(se_v**2 + (bar.scale * se_r) ** 2)
+
+
 def like_reference(result: dict) -> list[dict]:
     """Each check of LIKE_REFERENCE on an evaluation whose reference was scored: the metric,
-    the model's value, the reference's, the limit and whether it passed (None: one of the two
-    was not measured)."""
+    the model's value, the reference's, the limit, whether it passed (None: one of the two
+    was not measured), the check's 95% sampling error `noise` (None where not measured) and
+    `within_noise`: whether the value sits within that error of the limit, so that other
+    samples could have turned the verdict."""
     checks = []
     for bar in LIKE_REFERENCE:
         value, ref = result[bar.group][bar.key], result["reference"][bar.key]
-        limit = passed = None
+        limit = passed = within_noise = None
+        noise = noise_of(bar, result[bar.group], result["reference"])
         if value is not None and ref is not None:
             limit, passed = bar.limit(ref), bar.passes(value, ref)
+            if noise is not None:
+                within_noise = abs(value - limit) <= noise
         checks.append(
             {
                 "metric": bar.key,
@@ -99,6 +137,8 @@ def like_reference(result: dict) -> list[dict]:
                 "reference": ref,
                 "limit": limit,
                 "passed": passed,
+                "noise": noise,
+                "within_noise": within_noise,
             }
         )
     return checks
@@ -114,7 +154,11 @@ def reference_failures(result: dict) -> list[str]:
         elif not check["passed"]:
             side = "under" if bar.is_min else "over"
             rule = bar.rule.format(f"{check['reference']:.4g}")
+            noise = ""
+            if check.get("within_noise") is not None:
+                where = "within" if check["within_noise"] else "beyond"
+                noise = f", {where} sampling error +-{check['noise']:.2g}"
             failed.append(
-                f"{bar.label} {check['value']:.4g} is {side} {check['limit']:.4g} ({rule})"
+                f"{bar.label} {check['value']:.4g} is {side} {check['limit']:.4g} ({rule}{noise})"
             )
     return failed
