@@ -21,22 +21,6 @@ REPO = Path(__file__).parent.parent
 CONFIGS = REPO / "benchmarks"
 SCRIPTS = sorted(p.name for p in CONFIGS.glob("*.py"))
 SHELL = sorted(p.name for p in CONFIGS.glob("*.sh"))
-EXPERIMENTS = sorted(  # every file that `unlearn compare` runs
-    p.name for p in CONFIGS.glob("*.yaml") if p.read_text().startswith("# unlearn compare ")
-)
-
-
-@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
-def test_every_file_starts_with_the_command_that_uses_it(name):
-    first = (CONFIGS / name).read_text().splitlines()[0]
-    assert first.startswith("# unlearn "), first
-
-
-@pytest.mark.parametrize("name", EXPERIMENTS)
-def test_experiments_load(name):
-    exp = load_experiment(CONFIGS / name)
-    assert exp.requests and exp.methods and exp.seeds
-    assert f"unlearn compare benchmarks/{name}" in (CONFIGS / name).read_text()
 
 
 def test_the_paper_experiment_is_mnist138_forgetting_one_over_three_seeds():

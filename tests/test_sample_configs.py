@@ -1,4 +1,5 @@
-"""Every file in sample_configs/ (what a user copies) parses, and names the command that uses it."""
+"""Every YAML file in sample_configs/ (what a user copies) and benchmarks/ (the evidence) parses,
+and names the command that uses it."""
 
 from __future__ import annotations
 
@@ -11,23 +12,29 @@ from unlearn_cli.config import check_fields, load_yaml
 from unlearn_cli.data.requests import load_manifest
 from unlearn_cli.workflows.experiment import load_experiment
 
-CONFIGS = Path(__file__).parent.parent / "sample_configs"
-EXPERIMENTS = sorted(  # every file that `unlearn compare` runs
-    p.name for p in CONFIGS.glob("*.yaml") if p.read_text().startswith("# unlearn compare ")
+REPO = Path(__file__).parent.parent
+CONFIGS = REPO / "sample_configs"
+YAML = sorted(
+    f"{folder}/{p.name}"
+    for folder in ("sample_configs", "benchmarks")
+    for p in (REPO / folder).glob("*.yaml")
 )
+EXPERIMENTS = [  # every file that `unlearn compare` runs
+    name for name in YAML if (REPO / name).read_text().startswith("# unlearn compare ")
+]
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+@pytest.mark.parametrize("name", YAML)
 def test_every_file_starts_with_the_command_that_uses_it(name):
-    first = (CONFIGS / name).read_text().splitlines()[0]
+    first = (REPO / name).read_text().splitlines()[0]
     assert first.startswith("# unlearn "), first
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiments_load(name):
-    exp = load_experiment(CONFIGS / name)
+    exp = load_experiment(REPO / name)
     assert exp.requests and exp.methods and exp.seeds
-    assert f"unlearn compare sample_configs/{name}" in (CONFIGS / name).read_text()
+    assert f"unlearn compare {name}" in (REPO / name).read_text()
 
 
 def test_manifest_and_train_configs_parse():
