@@ -4,9 +4,9 @@
 
 Prints the wall time of loading, planning and each step of the method (cumulative time of the
 functions that make it, from cProfile, which slows Python-level calls a little), the method's
-time as a forget records it without the profiler, and the import time of the package. The parts are named
-by function, so a part the method no longer has reads 0. docs/benchmarks.md, "Where a forget's
-time goes", holds the figures.
+time as a forget records it without the profiler, and the import time of the package. The parts
+are named by function, so a part the method no longer has reads 0. docs/benchmarks.md, "Where a
+forget's time goes", holds the figures.
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ PARTS = [
     ("  decoding the targets", "decode_all"),
     ("step 2: redirect pass", "redirect_pass"),
     ("  picking targets", "redirect_targets"),
-    ("  the push's extra decode", "decode_logits"),
+    ("  decoding (every decoder forward)", "decode_logits"),
     ("step 3: membership match", "match"),
 ]
 
 
 def import_seconds() -> float:
     """A fresh interpreter's time to import what a forget runs, less its bare start."""
+
     def run(code: str) -> float:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True)
@@ -48,9 +49,8 @@ def import_seconds() -> float:
 
 def cumulative(stats: pstats.Stats, name: str) -> float:
     """Seconds spent in every function called `name`, calls nested in each other counted once."""
-    return sum(
-        row[3] for (_, _, func), row in stats.stats.items() if func == name  # type: ignore[attr-defined]
-    )
+    table: dict = vars(stats)["stats"]  # pstats keeps its table in an undeclared attribute
+    return sum(row[3] for (_, _, func), row in table.items() if func == name)
 
 
 def main() -> None:
@@ -77,7 +77,10 @@ def main() -> None:
     profiler.disable()
     total = time.perf_counter() - timer
     stats = pstats.Stats(profiler)
-    rows = [("import (torch and the package)", import_seconds()), ("loading the checkpoint", loaded)]
+    rows = [
+        ("import (torch and the package)", import_seconds()),
+        ("loading the checkpoint", loaded),
+    ]
     rows += [("loading and planning the data", planned), ("forget, profiled (run_forget)", total)]
     rows += [(label, cumulative(stats, name)) for label, name in PARTS]
     read = child.lineage[-1].get("stats", {}).get("forget_images_read")
@@ -85,7 +88,8 @@ def main() -> None:
     for label, seconds in rows:
         print(f"{label:<42} {seconds:8.3f}")
     print(f"the method's recorded time without the profiler: {unprofiled} s")
-    print(f"forgotten images read: {read if read is not None else 'all'} of {len(plan.forget)}")
+    held = len(plan.forget or ())
+    print(f"forgotten images read: {read if read is not None else 'all'} of {held}")
 
 
 if __name__ == "__main__":
