@@ -42,7 +42,7 @@ def run(model, forget, retain, heldout, steps=150):
     train_only(model, params)
     opt = make_optimizer("adam", params, 3e-3)
     cfg = RedirectConfig(batch_size=32)
-    stats = membership.match(
+    stats, _ = membership.match(
         model, reference, params, opt, (forget, retain, heldout), steps, cfg, CPU,
         torch.Generator().manual_seed(0), NullProgress(),
     )  # fmt: skip
@@ -104,3 +104,40 @@ def test_a_gap_too_small_for_a_few_samples_is_left_alone(trained):
     _, many = run(model, forget, retain, mixed, steps=5)
     assert 0.62 < few["membership_auc"] == many["membership_auc"] < 0.80
     assert few["membership_steps"] == 0 and many["membership_steps"] == 5
+
+
+def test_a_large_sample_request_is_honoured_on_the_samples_the_pass_never_read(
+    trained, monkeypatch
+):
+    """Redirect's pass reads a sample of the request (`covering`); step 3 reads every one and
+    brings the forgotten loss to the held-out level over all of D_f, the samples the pass never
+    read included (at the test's step size; the default's is smaller)."""
+    from unlearn_cli.methods import configure, get_method
+    from unlearn_cli.methods import redirect as redirect_module
+
+    monkeypatch.setattr(redirect_module, "BANK_SIZE", 64)  # a bank a quarter of D_r's size
+    data = training_set(trained.dataset)
+    forget, retain = data.subset(torch.arange(96)), data.subset(torch.arange(96, len(data)))
+    heldout = ImageData(retain.images.roll(3, dims=-1), retain.labels, retain.ids + 10**6)
+    method = get_method("redirect")
+    cfg = configure(method, trained, {"lr": 3e-3})  # the other tests' step size: quick
+    read = {}
+    real_covering = redirect_module.covering
+
+    def spy(*args):
+        read["covered"] = real_covering(*args)
+        return read["covered"]
+
+    monkeypatch.setattr(redirect_module, "covering", spy)
+    child = method.unlearn(trained, forget, retain, cfg, CPU, NullProgress(), heldout)
+    unread = ~torch.isin(forget.ids, read["covered"].ids)
+    assert 0 < unread.sum() < len(forget)  # the pass read a part of the request
+    assert child.stats["forget_images_read"] == len(forget)  # step 3 read every sample
+    gap = child.stats["membership_gap"]
+    rise = membership.losses(child.model, forget, CPU) - membership.losses(
+        trained.model, forget, CPU
+    )
+    assert gap > 10  # the held-out data is explained worse: there is a gap to close
+    # over all of D_f, and over the samples the pass never read alike, the forgotten loss rises
+    # to the held-out level (the hinge bounds each batch's mean, so the level is a mean)
+    assert rise.mean() > 0.6 * gap and rise[unread].mean() > 0.6 * gap

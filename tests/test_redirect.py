@@ -262,3 +262,14 @@ def test_params_all_trains_the_encoder_too(setting):
     deep = [m for m in everything.model.encoder.modules() if isinstance(m, torch.nn.Linear)][0]
     same = [m for m in decoder_only.model.encoder.modules() if isinstance(m, torch.nn.Linear)][0]
     assert not torch.equal(deep.weight, same.weight)  # the refit alone moves only the head
+
+
+def test_a_class_forget_reads_a_sample_of_the_class_and_records_how_many(setting, monkeypatch):
+    from unlearn_cli.methods import redirect as redirect_module
+
+    ckpt, plan = setting
+    monkeypatch.setattr(redirect_module, "BANK_SIZE", 64)  # a bank about a third of D_r's size
+    child = run(ckpt, plan, match_steps=0)
+    read = child.lineage[-1]["stats"]["forget_images_read"]
+    # the bank's share of D_r, of D_f: as dense a cover of the class's region as of D_r's
+    assert read == math.ceil(64 / len(plan.retain) * len(plan.forget)) < len(plan.forget)

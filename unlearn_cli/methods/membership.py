@@ -84,11 +84,11 @@ def significant(mean: torch.Tensor, stderr: torch.Tensor) -> bool:
 
 def match(
     model, reference, params, opt, data, steps: int, cfg, device, generator, progress
-) -> dict[str, float]:
+) -> tuple[dict[str, float], torch.Tensor]:
     """Up to `steps` steps of the hinge with the retain loss (module docstring), the targets
     measured on `reference` (the model before forgetting); none when the forgotten samples
     already sit past their targets on average. `data` is (forget, retain, heldout). Returns
-    what it measured, for the lineage."""
+    what it measured, for the lineage, and the ids of the forgotten samples it read."""
     forget, retain, heldout = data
     reference.eval()
     unseen = losses(reference, sample_of(heldout, PROBE, generator), device)
@@ -101,11 +101,12 @@ def match(
         "membership_steps": 0,
     }
     if not visible(auc, len(forget), len(unseen), len(seen)):
-        return stats  # a model that does not memorise, or not enough to show on this request
+        # a model that does not memorise, or not enough to show on this request
+        return stats, forget.ids[:0]
     probe = sample_of(forget, PROBE, generator)
     short = losses(reference, probe, device) + gap - losses(model, probe, device)  # (N,)
     if not significant(short.mean(), short.std() / len(short) ** 0.5):
-        return stats  # e.g. a redirected class: its samples left their old loss far behind
+        return stats, probe.ids  # e.g. a redirected class: its samples left their old loss
     order = forget.ids.argsort()
     ids, tau = forget.ids[order], losses(reference, forget, device)[order] + gap
     model.train()
@@ -126,4 +127,4 @@ def match(
         opt.step()
         progress.advance(1, f"below target {short.item():.1f} nats  retain {loss_r:.1f}")
     progress.done()
-    return {**stats, "membership_steps": steps}
+    return {**stats, "membership_steps": steps}, forget.ids

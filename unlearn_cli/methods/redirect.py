@@ -44,10 +44,10 @@ from unlearn_cli.methods.steps import (
     shuffled,
 )
 
-BANK_SIZE = 4096  # retained samples encoded for the refit and the targets: cost flat in |D_r|
+BANK_SIZE = 2048  # retained samples encoded for the refit and the targets: cost flat in |D_r|
 INTERIOR_K = 10  # a target's nearest bank neighbours that must all be retained
 LOCAL_K = 20  # bank latents nearest to a forgotten draw among which its target is picked
-MIN_STEPS = 50  # a request of a few samples still gets enough steps to move the decoder
+MIN_STEPS = 15  # a request of a few samples still gets enough steps to move the decoder
 RETAIN_RATIO = 10  # step 0's retained images per forgotten one, up to retain_epochs passes
 NPO_BETA = 0.1  # per nat: the push fades once a forgotten image is ~1 / NPO_BETA nats worse
 PROJECTION = "conflict"  # both objectives descend, so only a conflicting component is removed
@@ -200,6 +200,15 @@ def keep_training(
     progress.done()
 
 
+def covering(forget, retain, generator):
+    """The forgotten images every step reads: a sample of D_f at the bank's density (the
+    share of D_r the bank holds), which covers the region D_f occupies as densely as the bank
+    covers D_r's, so the interior test sees both at one density. A class or an attribute then
+    costs what its region asks for, not a pass over every image of it."""
+    share = min(1.0, BANK_SIZE / len(retain))
+    return sample_of(forget, math.ceil(share * len(forget)), generator)
+
+
 @torch.no_grad()
 def targets_bank(model, forget, retain, generator, device, progress):
     """Step 1 and what step 2 draws from: refit `model`'s prior to the retained data (in
@@ -208,10 +217,7 @@ def targets_bank(model, forget, retain, generator, device, progress):
     model.eval()
     progress.start("redirect: encoding retained and forgotten samples", 2)
     mu_r, logvar_r = encode_all(model, sample_of(retain, BANK_SIZE, generator), device)
-    share = min(1.0, BANK_SIZE / len(retain))  # the same share of D_f, for density
-    mu_f, _ = encode_all(
-        model, sample_of(forget, round(share * len(forget)) or 1, generator), device
-    )
+    mu_f, _ = encode_all(model, forget, device)  # the bank's share of D_f (`covering`)
     progress.advance(2)
     progress.done()
     m, a, _ = refit_prior(model, mu_r, logvar_r)
@@ -223,20 +229,23 @@ def targets_bank(model, forget, retain, generator, device, progress):
     return bank, reference, decode_all(reference, bank)  # drawn: (N_bank, C, H, W)
 
 
-def redirect_pass(model, reference, bank, drawn, forget, retain, cfg, device, generator, progress):
+def redirect_pass(
+    model, reference, bank, drawn, covered, retain, share, cfg, device, generator, progress
+):
     """Step 2: descend the cross-entropy to each forgotten draw's target (with the push away
     from the forgotten image) and the training loss on D_r, each weighted by its share of the
-    training set: the loss of training on D with D_f's images replaced by retained ones.
-    Returns the parameters it trained and their optimizer, which step 3 continues."""
+    training set (`share`, D_f's): the loss of training on D with D_f's images replaced by
+    retained ones. The forgotten draws come from `covered`, a sample of D_f that covers the
+    region it occupies. Returns the parameters it trained and their optimizer, which step 3
+    continues."""
     model.train()
     params = scoped_parameters(model, cfg.params)
     train_only(model, params)
     opt = make_optimizer("adam", params, cfg.lr)
-    forget_batches = shuffled(forget, cfg.batch_size, device, generator, cfg.seed)
+    forget_batches = shuffled(covered, cfg.batch_size, device, generator, cfg.seed)
     steps = max(cfg.epochs * len(forget_batches), MIN_STEPS) if cfg.epochs else 0
     forget_stream = endless(forget_batches)
     retain_stream = endless(shuffled(retain, cfg.batch_size, device, generator, cfg.seed))
-    share = len(forget) / (len(forget) + len(retain))
     noise = generator  # posterior draws; under torchrun each rank its own stream
     if distributed.world().size > 1:
         noise = torch.Generator().manual_seed(distributed.rank_seed(cfg.seed))
@@ -277,18 +286,25 @@ class Redirect:
         generator = seed_everything(cfg.seed)
         distributed.decorrelate(cfg.seed)  # under torchrun: each rank its own noise
         model = copy.deepcopy(ckpt.model).to(device)
-        keep_training(model, retain, len(forget), cfg, device, generator, progress)
-        bank, reference, drawn = targets_bank(model, forget, retain, generator, device, progress)
+        covered = covering(forget, retain, generator)
+        share = len(forget) / (len(forget) + len(retain))
+        keep_training(model, retain, len(covered), cfg, device, generator, progress)
+        bank, reference, drawn = targets_bank(model, covered, retain, generator, device, progress)
         params, opt = redirect_pass(
-            model, reference, bank, drawn, forget, retain, cfg, device, generator, progress
-        )
+            model, reference, bank, drawn, covered, retain, share, cfg, device, generator,
+            progress,
+        )  # fmt: skip
         stats: dict[str, float] = {}
+        read = covered.ids
         if cfg.match_steps and heldout is not None:
-            stats = membership.match(
+            stats, matched = membership.match(
                 # targets from the model as it came: step 0's training on D_r would widen the
                 # held-out gap that step 3 reads as memorisation
                 model, copy.deepcopy(ckpt.model).to(device), params, opt,
                 (forget, retain, heldout), cfg.match_steps,
                 cfg, device, generator, progress,
             )  # fmt: skip
+            read = torch.cat([read, matched])
+        # distinct forgotten images any step read: the cost that grows with the request
+        stats["forget_images_read"] = len(read.unique())
         return Unlearned(model.requires_grad_(True).eval(), stats)

@@ -74,7 +74,7 @@ class RedirectConfig(Settings):
         choices=SCOPES,
     )
     retain_epochs: float = setting(
-        0.25,
+        0.1,
         "passes at most over D_r of plain training first; 0 skips them",
         minimum=0,
     )
