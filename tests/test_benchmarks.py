@@ -96,6 +96,10 @@ def test_the_stream_script_runs_batch_after_batch_and_ends_with_the_retrained_mo
     assert {e["method"] for e in third.lineage} == {"ascent"}
     compounded = math.prod(1 + e["retain_drift"] for e in third.lineage) - 1
     assert rows[2]["drift"] == pytest.approx(compounded, abs=1e-6)
+    # the digit, asked for with batch 2, is re-checked by batch 3's forget, and only then
+    (recheck,) = third.lineage[-1]["recheck"]
+    assert recheck["id"] == "digit-8" and rows[2]["comeback"] == recheck["comeback"]
+    assert [r["comeback"] for r in (rows[0], rows[1], rows[3])] == [None, None, None]
     (retrained,) = out.glob("retrain-*.safetensors")  # once, without all of it
     (entry,) = api.load_checkpoint(retrained).lineage
     eights = int((api.training_set(third.dataset).labels == 8).sum())
