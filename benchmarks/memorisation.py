@@ -1,6 +1,6 @@
 """Sample-level forgetting where there is something to forget: a VAE that memorises.
 
-    python benchmarks/memorisation.py --out runs/memorisation        # about 6 min on 2 cores
+    python benchmarks/memorisation.py --out runs/memorisation   # 6 min on 2 cores + 8 retrainings
 
 The MNIST VAE of the paper's recipe, trained long (--epochs) on a small training set (the first
 --train-size images of ten-digit MNIST), remembers its training images: the
