@@ -1,6 +1,6 @@
 """Sample-level forgetting where there is something to forget: a VAE that memorises.
 
-    python benchmarks/memorisation.py --out runs/memorisation        # about 6 min on 2 cores
+    python benchmarks/memorisation.py --out runs/memorisation   # 6 min on 2 cores + 8 retrainings
 
 The MNIST VAE of the paper's recipe, trained long (--epochs) on a small training set (the first
 --train-size images of ten-digit MNIST), remembers its training images: the
@@ -11,9 +11,16 @@ membership-inference attacks tell them from held-out test images. The script the
    (the reference),
 3. trains --shadows shadow VAEs the same way on disjoint training images that hold neither the
    forgotten samples nor the test split (the calibrated attack's models that never saw them),
-4. evaluates the original, the forgotten and the retrained model with the plain ELBO attack and
-   the calibrated one (AUC and TPR at 1% FPR), retain -ELBO, FID and precision (a judge trained
-   on all of MNIST), and prints one Markdown table; the JSON reports land in --out.
+4. retrains --references more models without the forgotten samples, each with its own seed
+   (--seed + 1, + 2, ...; the retrained row keeps --seed): U-LiRA's references,
+5. evaluates the original, the forgotten and the retrained model with the plain ELBO attack and
+   the calibrated one (AUC and TPR at 1% FPR), U-LiRA's per-sample test against the references
+   (the AUC of the forgotten samples' z-scores against never-seen test images', and the share
+   of forgotten samples an attacker can still tell apart from never-seen ones:
+   `unlearn_cli.metrics.ulira`), retain -ELBO, FID and precision (a judge trained on all of
+   MNIST), and prints one Markdown table; the JSON reports land in --out.
+
+Each reference is one more retraining; U-LiRA needs --references 8 at least.
 
 Results: docs/benchmarks.md, "Memorisation".
 """
@@ -28,6 +35,7 @@ from pathlib import Path
 import torch
 
 from unlearn_cli.api import (
+    MIN_REFERENCES,
     DatasetSpec,
     JudgeConfig,
     TrainConfig,
@@ -45,6 +53,8 @@ from unlearn_cli.api import (
     save_checkpoint,
     train_judge,
     train_vae,
+    ulira_null,
+    ulira_test,
 )
 
 COLUMNS = [
@@ -52,6 +62,8 @@ COLUMNS = [
     ("privacy", "mia_tpr_at_1fpr", "TPR @1% FPR"),
     ("privacy", "mia_calibrated_auc", "calibrated AUC"),
     ("privacy", "mia_calibrated_tpr_at_1fpr", "calibrated TPR @1% FPR"),
+    ("privacy", "ulira_auc", "U-LiRA AUC"),
+    ("privacy", "ulira_told_apart", "told apart"),
     ("utility", "retain_elbo", "retain -ELBO"),
     ("utility", "fid", "FID"),
     ("utility", "precision", "precision"),
@@ -66,6 +78,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=300)
     p.add_argument("--forget", type=int, default=50)
     p.add_argument("--shadows", type=int, default=4)
+    p.add_argument(
+        "--references",
+        type=int,
+        default=MIN_REFERENCES,
+        help=f"models retrained without the forgotten samples, for U-LiRA (>= {MIN_REFERENCES})",
+    )
     p.add_argument("--samples", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
@@ -74,6 +92,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--judge", type=Path, help="a ten-digit judge to reuse (default: train one)")
     args = p.parse_args(argv)
+    if args.references < MIN_REFERENCES:
+        p.error(
+            f"--references {args.references}: U-LiRA fits each sample's null from "
+            f"{MIN_REFERENCES} retrained models at least (fewer give a standard deviation "
+            "that is mostly noise)"
+        )
     device = resolve_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     spec = DatasetSpec(name="mnist", limit=args.train_size)  # train and test: first N each
@@ -92,17 +116,22 @@ def main(argv: list[str] | None = None) -> None:
     requests = parse_requests({"requests": [{"id": "memorised", "indices": ids}]}, "script")
     plan = plan_forget(original, requests)
 
-    def forgotten(method: str):
-        """The original after forgetting with `method`'s defaults, cached under the key `compare`
-        gives such a run: a changed default or request is a new file, never a stale one."""
+    def forgotten(method: str, name: str | None = None, **settings):
+        """The original after forgetting with `method`'s defaults (and `settings`), cached under
+        the key `compare` gives such a run: a changed default or request is a new file, never a
+        stale one."""
         algo = get_method(method)
-        cfg = configure(algo, original, {})
+        cfg = configure(algo, original, settings)
         k = forget_key(method, original.sha256, requests, cfg)
-        name = f"retrain-{k}" if method == "retrain" else f"forget-{method}-{k}"
-        return saved(name, lambda: run_forget(original, plan, algo, cfg, device))
+        name = name or ("retrain" if method == "retrain" else f"forget-{method}")
+        return saved(f"{name}-{k}", lambda: run_forget(original, plan, algo, cfg, device))
 
     unlearned = {m: forgotten(m) for m in args.methods}
     retrained = forgotten("retrain")
+    references = [
+        forgotten("retrain", f"reference-{k}", seed=args.seed + 1 + k)
+        for k in range(args.references)
+    ]
     full = load_split(DatasetSpec(name="mnist"))  # the whole training split, 60,000 images
     shadows = []
     for k in range(args.shadows):
@@ -116,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         shadows.append(saved(f"shadow-{k}", shadow))
     judge = load_checkpoint(args.judge) if args.judge else None
     judge = judge or saved("judge", lambda: ten_digits(device))
+    null = ulira_null(references, original, requests, device=device)  # once for every row
     rows = {}
     for name, ckpt in (("original", original), *unlearned.items(), ("retrain", retrained)):
         result = evaluate(
@@ -127,6 +157,7 @@ def main(argv: list[str] | None = None) -> None:
             requests=requests,
             shadows=shadows,
         )
+        result["privacy"].update(ulira_test(ckpt, null, device))
         (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
         rows[name] = result
     print(table(rows, judge.metrics.get("test_accuracy")))

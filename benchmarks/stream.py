@@ -10,7 +10,9 @@ for every image of the digit --digit. Each batch is one `unlearn forget` with th
 forgotten so far (membership-inference AUC and TPR at 1% FPR of every forgotten sample, fratio
 of the digit once asked for), retain quality (-ELBO of held-out images outside the digit, FID,
 precision), the cumulative forget time and the lineage's retain drift, the number `unlearn
-forget` warns on.
+forget` warns on, and from the batch after the digit's request on, each forget's re-check of
+it (`workflows.recheck`): how far the digit's images' -ELBO has come back towards its level
+before it was forgotten, the share `unlearn forget` warns past, and the re-check's seconds.
 At the end one model retrained without all of it is measured the same way.
 
 Results: docs/benchmarks.md, "Streams of deletion requests".
@@ -113,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         seconds += current.lineage[-1]["wall_seconds"]
         rows.append(measure(f"after batch {b}", current, judge, so_far, args, device))
         rows[-1].update(seconds=seconds, drift=cumulative_drift(current.lineage))
+        rows[-1].update(rechecked(current.lineage[-1], f"digit-{args.digit}"))
         print(line(rows[-1]), flush=True)
     retrain = get_method("retrain")
     everything = plan_forget(original, so_far)
@@ -124,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     rows.append(measure("retrained", retrained, judge, so_far, args, device))
     rows[-1].update(seconds=retrained.lineage[-1]["wall_seconds"], drift=None)
+    rows[-1].update(comeback=None, recheck_seconds=None)
     print(line(rows[-1]))
     (args.out / "stream.json").write_text(json.dumps(rows, indent=2))
     print()
@@ -151,6 +155,14 @@ def measure(name, ckpt, judge, requests, args, device) -> dict:
     }
 
 
+def rechecked(entry: dict, request_id: str) -> dict:
+    """What a forget's re-check says of the request `request_id`: its comeback (None before it
+    was asked for, or from a lineage entry written before the re-check), and the seconds."""
+    rows = {r["id"]: r for r in entry.get("recheck") or []}
+    comeback = rows[request_id]["comeback"] if request_id in rows else None
+    return {"comeback": comeback, "recheck_seconds": entry.get("recheck_seconds")}
+
+
 COLUMNS = [
     ("forgotten_samples", "samples forgotten", "{:d}"),
     ("mia_auc", "MIA AUC", "{:.3f}"),
@@ -161,6 +173,8 @@ COLUMNS = [
     ("precision", "precision", "{:.3f}"),
     ("seconds", "forget seconds, cumulative", "{:.1f}"),
     ("drift", "retain drift", "{:+.1%}"),
+    ("comeback", "digit comeback", "{:.0%}"),
+    ("recheck_seconds", "re-check seconds", "{:.2f}"),
 ]
 
 

@@ -96,6 +96,10 @@ def test_the_stream_script_runs_batch_after_batch_and_ends_with_the_retrained_mo
     assert {e["method"] for e in third.lineage} == {"ascent"}
     compounded = math.prod(1 + e["retain_drift"] for e in third.lineage) - 1
     assert rows[2]["drift"] == pytest.approx(compounded, abs=1e-6)
+    # the digit, asked for with batch 2, is re-checked by batch 3's forget, and only then
+    (recheck,) = third.lineage[-1]["recheck"]
+    assert recheck["id"] == "digit-8" and rows[2]["comeback"] == recheck["comeback"]
+    assert [r["comeback"] for r in (rows[0], rows[1], rows[3])] == [None, None, None]
     (retrained,) = out.glob("retrain-*.safetensors")  # once, without all of it
     (entry,) = api.load_checkpoint(retrained).lineage
     eights = int((api.training_set(third.dataset).labels == 8).sum())
@@ -191,9 +195,9 @@ def test_shell_scripts_parse_and_name_files_that_exist(name):
             assert f'"{flag}"' in declared, f"{name}: {script} has no {flag}"
 
 
-def test_memorisation_reports_the_original_the_forgotten_and_the_retrained_model(tmp_path):
+def test_memorisation_reports_the_original_the_forgotten_and_the_retrained_model(tmp_path, capsys):
     """benchmarks/memorisation.py at its smallest: 100 training images, 1 epoch, 5 forgotten,
-    one shadow; a ten-digit judge trained here for a moment."""
+    one shadow and U-LiRA's 8 references; a ten-digit judge trained here for a moment."""
     cfg = api.JudgeConfig(arch="allcnn", channels=1, image_size=28, num_classes=10, width=8)
     tiny = api.TrainConfig(epochs=1, batch_size=32, seed=0)
     judge = api.train_judge(
@@ -203,12 +207,21 @@ def test_memorisation_reports_the_original_the_forgotten_and_the_retrained_model
     out = tmp_path / "mem"
     args = ["--out", out, "--train-size", 100, "--epochs", 1, "--forget", 5, "--shadows", 1]
     args += ["--samples", 60, "--judge", judge_path, "--device", "cpu"]
-    runpy.run_path(str(CONFIGS / "memorisation.py"))["main"](list(map(str, args)))
+    script = runpy.run_path(str(CONFIGS / "memorisation.py"))
+    with pytest.raises(SystemExit):  # argparse's usage error, before any training
+        script["main"](list(map(str, [*args, "--references", 7])))
+    assert "--references 7: U-LiRA fits each sample's null from 8" in capsys.readouterr().err
+    assert not out.exists()
+    script["main"](list(map(str, args)))
     for name in ("original", "redirect", "retrain"):
         report = json.loads((out / f"{name}.json").read_text())
         assert report["target"] == "samples" and report["samples"] == 60
         for key in ("mia_auc", "mia_tpr_at_1fpr", "mia_calibrated_auc"):  # shadows calibrate
             assert 0.0 <= report["privacy"][key] <= 1.0
+        privacy = report["privacy"]
+        assert (privacy["ulira_references"], privacy["ulira_forgotten"]) == (8, 5)
+        for key in ("ulira_auc", "ulira_beyond_95", "ulira_told_apart", "ulira_tpr_at_1fpr"):
+            assert 0.0 <= privacy[key] <= 1.0
         assert report["utility"]["fid"] is not None  # the judge was used
     (forgot,) = out.glob("forget-redirect-*.safetensors")  # keyed by its parent and settings
     (retrained,) = out.glob("retrain-*.safetensors")
@@ -219,6 +232,11 @@ def test_memorisation_reports_the_original_the_forgotten_and_the_retrained_model
         assert (last["forgotten_count"], last["retain_count"]) == (5, 95)
     shadow = api.load_checkpoint(out / "shadow-0.safetensors")
     assert shadow.num_samples == 100
+    references = [api.load_checkpoint(p) for p in sorted(out.glob("reference-*.safetensors"))]
+    assert len(references) == 8 and len({r.sha256 for r in references}) == 8
+    seeds = {r.lineage[-1]["seed"] for r in references}
+    assert seeds == set(range(1, 9))  # each its own seed; the retrained row keeps seed 0
+    assert {r.lineage[-1]["forgotten_count"] for r in references} == {5}
 
 
 def test_scaling_prints_one_json_row_per_preset(monkeypatch, capsys):

@@ -5,7 +5,9 @@ that the package can be reorganised without breaking the scripts that make the p
 The CLI's commands do the same work through the same functions: `unlearn train` is
 `train_vae` / `train_judge`, `unlearn forget` is `parse_requests`, `plan_forget` and
 `run_forget` with the method from `get_method` and `configure`, `unlearn evaluate` is
-`evaluate`, and `unlearn compare` caches each forget under `forget_key`.
+`evaluate`, and `unlearn compare` caches each forget under `forget_key`. `ulira_null` and
+`ulira_test` are the per-sample membership test against several retrained models, which no
+command runs (benchmarks/memorisation.py does).
 
 Nothing in the package imports this module: it sits on top of it, as the CLI does.
 
@@ -42,6 +44,7 @@ from unlearn_cli.workflows.gates import LIKE_REFERENCE
 from unlearn_cli.workflows.judges import judge_classes
 from unlearn_cli.workflows.runner import forget_key
 from unlearn_cli.workflows.targets import Target, parse_target
+from unlearn_cli.workflows.ulira import MIN_REFERENCES, ulira_null, ulira_test
 
 __all__ = [
     # checkpoints and devices
@@ -80,6 +83,9 @@ __all__ = [
     "evaluate",
     "judge_classes",
     "LIKE_REFERENCE",
+    "ulira_null",
+    "ulira_test",
+    "MIN_REFERENCES",
     "encode",
     "json_text",
     # the surgery pass's pieces, for a script that inspects the optimizer's steps themselves

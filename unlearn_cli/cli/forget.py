@@ -85,6 +85,7 @@ def run_and_save(ckpt, plan: Plan, algo, cfg, dev, target: Path, ledger, overwri
     what the result adds: the output, its sha256, the time and the resolved hyperparameters."""
     from unlearn_cli.cli.progress import RichProgress
     from unlearn_cli.workflows.forget import RETRAIN_DRIFT, run_forget, save_forget, written
+    from unlearn_cli.workflows.recheck import came_back
 
     child = run_forget(ckpt, plan, algo, cfg, dev, RichProgress())
     save_forget(child, ckpt, plan, target, ledger, overwrite=overwrite)
@@ -101,7 +102,30 @@ def run_and_save(ckpt, plan: Plan, algo, cfg, dev, target: Path, ledger, overwri
             f"has risen {drift:.1%} (above {RETRAIN_DRIFT:.0%}); retraining from scratch "
             "(`unlearn forget --method retrain`) would restore it"
         )
+    if back := came_back(result["recheck"]):
+        warn(comeback_line(back))
     return result
+
+
+def comeback_line(back: list[dict]) -> str:
+    """The one-line warning of earlier requests coming back, the furthest first."""
+    from unlearn_cli.workflows.recheck import COMEBACK
+
+    first, more = back[0], len(back) - 1
+    now, after, before = (f"{first[k]:.1f}" for k in ("now", "after", "before"))
+    where = (
+        f"{first['comeback']:.0%} of the way from {after} after it was forgotten back to "
+        f"{before} before (above {COMEBACK:.0%})"
+        if first["comeback"] < 1
+        else f"back to or below the {before} before it was forgotten ({after} after)"
+    )
+    return (
+        f"request {first['id']} ({first['selector']}) is coming back: its images' -ELBO is "
+        f"{now} nats, {where}"
+        + (f", and {more} more earlier request(s)" if more else "")
+        + "; retraining from scratch (`unlearn forget --method retrain`) would forget it again "
+        "(recorded as recheck in the lineage)"
+    )
 
 
 WHAT = "What to forget"

@@ -113,6 +113,16 @@ def tpr_at_fpr(
         raise ValueError("tpr_at_fpr needs members and non-members")
     if not 0 <= fpr < 1:
         raise ValueError(f"fpr must be in [0, 1), got {fpr}")
+    return (members > fpr_threshold(nonmembers, fpr, nonmember_weights)).double().mean().item()
+
+
+def fpr_threshold(
+    nonmember_scores: torch.Tensor, fpr: float, nonmember_weights: torch.Tensor | None = None
+) -> float:
+    """The smallest score that at most `fpr` of the (weighted) non-members exceed: an attack
+    that calls every score above it a member wrongly accuses at most `fpr` of them (-inf when
+    all of them may be accused)."""
+    nonmembers = torch.as_tensor(nonmember_scores, dtype=torch.float64).flatten()
     weights = (
         torch.ones(len(nonmembers), dtype=torch.float64)
         if nonmember_weights is None
@@ -122,8 +132,7 @@ def tpr_at_fpr(
     above = torch.cumsum(weights[order], 0) / weights.sum()  # (n,) share at or above each score
     # the highest non-member scores whose share stays within fpr may lie above the threshold
     allowed = int((above <= fpr + 1e-12).sum())
-    threshold = nonmembers[order][allowed] if allowed < len(order) else -torch.inf
-    return (members > threshold).double().mean().item()
+    return nonmembers[order][allowed].item() if allowed < len(order) else -math.inf
 
 
 def calibrated_scores(nelbo: torch.Tensor, shadow_nelbos: list[torch.Tensor]) -> torch.Tensor:

@@ -33,6 +33,7 @@ from unlearn_cli.methods import MethodConfig, UnlearningMethod
 from unlearn_cli.metrics import negative_elbo
 from unlearn_cli.workflows.image_sets import DataImages
 from unlearn_cli.workflows.ledger import append_receipts, ledger_lock
+from unlearn_cli.workflows.recheck import levels, recheck, request_elbo, samples_of
 
 FOLDER_AS_IT_IS = (
     "forgetting works on the folder as it is now: requests are resolved against its current "
@@ -53,6 +54,7 @@ class Plan:
     forget_ids: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
     root: str | None = None  # the data folder the samples came from (None: the checkpoint's)
     notes: list[str] = field(default_factory=list)  # said before any work (a changed folder)
+    train: Samples | None = None  # the whole training set the requests were resolved against
 
     @property
     def nothing_to_do(self) -> bool:
@@ -100,7 +102,7 @@ def plan_forget(ckpt: Checkpoint, requests: list[Request], root: str | None = No
             f"the requests select all {len(data)} training samples; nothing would be "
             "left to retain (forgetting everything is deleting the model)"
         )
-    return Plan(new, skipped, selected, already, forget, retain, forget_ids, root, notes)
+    return Plan(new, skipped, selected, already, forget, retain, forget_ids, root, notes, data)
 
 
 def heldout_of(ckpt: Checkpoint, requests: list[Request], root: str | None) -> Samples | None:
@@ -128,11 +130,13 @@ def run_forget(
     """Run `method` on the plan and return the child checkpoint (not yet saved)."""
     assert plan.retain is not None  # plan_forget sets it whenever there is something to do
     progress = progress or NullProgress()
-    assert plan.forget is not None
+    assert plan.forget is not None and plan.train is not None
     probe = plan.retain.subset(torch.arange(min(PROBE_SIZE, len(plan.retain))))
     before = probe_loss(ckpt.model, probe, device)
     forget_probe = plan.forget.subset(torch.arange(min(PROBE_SIZE, len(plan.forget))))
     forget_before = probe_losses(ckpt.model, forget_probe, device)  # (N,)
+    classes = samples_of(plan.new, plan.train, ckpt.dataset)  # what later forgets re-check
+    classes_before = levels(ckpt.model, classes, device)
     reset_peak(device)
     start = start_clock(device)
     heldout = heldout_of(ckpt, [*ckpt.forgotten_requests(), *plan.new], plan.root)
@@ -151,6 +155,8 @@ def run_forget(
     drift = probe_loss(model, probe, device) / before - 1
     forget_after = probe_losses(model, forget_probe, device)  # (N,)
     nothing = did_nothing(forget_before, forget_after, same_weights(ckpt.model, model))
+    classes_after = levels(model, classes, device)
+    rows, recheck_seconds = recheck(ckpt.lineage, plan.train, ckpt.dataset, model, device)
     entry = {
         "operation": "forget",
         "requests": [r.to_dict() for r in plan.new],
@@ -164,10 +170,15 @@ def run_forget(
         "wall_seconds": recorded_seconds(seconds),
         "retain_drift": round(drift, 6),  # relative change of the retained data's loss
         # the forgotten samples' -ELBO before and after (a probe of them, fixed noise): the
-        # level later forgets re-check against, and the evidence of a forget that did nothing
+        # evidence of a forget that did nothing
         "forget_elbo_before": round(forget_before.mean().item(), 4),
         "forget_elbo_after": round(forget_after.mean().item(), 4),
         "no_op": nothing,  # None, or why the forget looks like it did nothing
+        # each class or attribute request's fixed sample of images, its -ELBO before and after
+        # (what later forgets re-check against), and this forget's re-check of earlier ones
+        "request_elbo": request_elbo(classes_before, classes_after),
+        "recheck": rows,
+        "recheck_seconds": recheck_seconds,
         **used,  # peak_rss_mb, cuda_max_allocated_mb (None off CUDA)
         "device": device.type,
         **distributed.world().to_dict(),  # world_size, and the backend (None: one process)
@@ -224,6 +235,7 @@ def summarise(
         "retain_drift": None,  # the retained data's loss, relative change by this operation
         "cumulative_retain_drift": None,  # ... compounded over the whole lineage
         "no_op": None,  # why the forget looks like it did nothing, or None
+        "recheck": None,  # earlier class and attribute requests, their -ELBO then and now
         "peak_rss_mb": None,  # the operation's peak resident memory
         "device": str(dev),
     }
@@ -240,6 +252,7 @@ def written(child: Checkpoint, out: Path) -> dict:
         retain_drift=entry["retain_drift"],
         cumulative_retain_drift=round(cumulative_drift(child.lineage), 6),
         no_op=entry["no_op"],
+        recheck=entry["recheck"],
         peak_rss_mb=entry["peak_rss_mb"],
     )
 

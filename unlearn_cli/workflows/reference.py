@@ -36,13 +36,19 @@ def check_reference(reference: Checkpoint, vae: Checkpoint, role: str = "referen
         )
 
 
-def warn_if_not_retrained(reference: Checkpoint, sets: EvalSets, progress: Progress) -> None:
-    """Warn when the reference saw some of the forgotten samples in training."""
+def saw_forgotten(reference: Checkpoint, sets: EvalSets) -> bool:
+    """Whether the reference was trained on some of the forgotten samples (`sets.members`):
+    neither its exclusions nor its lineage name them all."""
     full = dataclasses.replace(reference.dataset, exclude=())
     excluded = [r for r in absent_requests(reference) if r.selector in ("indices", "files")]
     ids = union([resolve(r, sets.train, full, missing_ok=True) for r in excluded])
     assert sets.members is not None  # called only when there are members to compare
-    if not torch.isin(sets.members.ids, ids).all():
+    return not bool(torch.isin(sets.members.ids, ids).all())
+
+
+def warn_if_not_retrained(reference: Checkpoint, sets: EvalSets, progress: Progress) -> None:
+    """Warn when the reference saw some of the forgotten samples in training."""
+    if saw_forgotten(reference, sets):
         progress.log(
             f"warning: the reference {reference.path} was trained on some of the "
             "forgotten samples, so it is not their retrain-from-scratch reference"
