@@ -121,7 +121,11 @@ def test_lineage_survives_a_round_trip(tiny_vae, tmp_path):
 def test_same_seed_same_weights(tiny_spec, tiny_vae_config, trained):
     again = train_vae(tiny_spec, tiny_vae_config, TrainConfig(epochs=1, batch_size=32, seed=0), CPU)
     assert_same_weights(trained.model, again.model)
-    assert again.metrics == trained.metrics
+    # what was learnt repeats; the process's memory peak need not (a later run reuses memory)
+    memory = {"peak_rss_mb", "cuda_max_allocated_mb"}
+    assert {k: v for k, v in again.metrics.items() if k not in memory} == {
+        k: v for k, v in trained.metrics.items() if k not in memory
+    }
 
 
 def test_other_seed_other_weights(tiny_spec, tiny_vae_config, trained):
