@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import shutil
 
 import pytest
 import torch
@@ -237,3 +238,27 @@ def test_the_row_label_names_the_weighting(vae):
     method = get_method("uno")
     assert method.title_for(configure(method, vae, {})) == "UNO (logged weights)"
     assert method.title_for(configure(method, vae, {"weighting": "code"})) == "UNO (code weights)"
+
+
+def test_compare_hands_uno_the_experiments_judge(tiny_vae, biased_judge, tmp_path):
+    from unlearn_cli.engine.progress import NullProgress
+    from unlearn_cli.workflows.experiment import load_experiment
+    from unlearn_cli.workflows.runner import Runner
+
+    path = tmp_path / "uno.yaml"
+    path.write_text(
+        f"# unlearn compare uno.yaml\noriginal: {tiny_vae}\njudge: {{checkpoint: {biased_judge}}}\n"
+        "forget: {requests: [{id: ones, class: 1}]}\n"
+        "methods: [uno, {method: uno, label: own, judge: own.safetensors}]\n"
+        f"out_dir: {tmp_path / 'runs'}\n"
+    )
+    exp = load_experiment(path)
+    assert exp.methods[1].options["judge"] == str(tmp_path / "own.safetensors")  # by the file
+    runner = Runner(exp, CPU, NullProgress())
+    original, key = runner.original(0)
+    judge, _ = runner.judge()
+    child, _ = runner.unlearned(original, key, exp.methods[0], 0, judge)
+    assert child.lineage[-1]["hyperparameters"]["judge"] == str(biased_judge)
+    shutil.copy(biased_judge, tmp_path / "own.safetensors")
+    child, _ = runner.unlearned(original, key, exp.methods[1], 0, judge)  # its own, kept
+    assert child.lineage[-1]["hyperparameters"]["judge"] == str(tmp_path / "own.safetensors")
