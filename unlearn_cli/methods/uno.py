@@ -3,8 +3,8 @@ Generative Models"), a baseline, as its authors' code (github.com/pinakm9/forget
 modules/mnist/vae_ortho.py) runs it on a VAE. Its classifier, our judge, sits in its loss.
 
 A batch z of prior latents is drawn once and kept. Each step pairs a forget batch x_f with a
-retain batch x_r, has the judge classify the decoded z, and descends, over every parameter
-(encoder and decoder, as the code's Adam), with Adam:
+retain batch x_r, has the judge classify the decoded z, and descends with Adam, over every
+parameter (encoder and decoder, as the code):
 
     L     = L_r + w_orth * orth + w_unif * U
     L_r   the negative ELBO of x_r, summed over the batch as the code sums it (L_f: of x_f)
