@@ -127,13 +127,15 @@ def uno_loss(model, params, logits, kept, x_f, x_r, w_orth: float, w_unif: float
     """UNO's loss at one step, given the judge's `logits` of the decoded fixed batch; returns
     (loss, U, orth)."""
     u = uniformity(logits, kept)
-    orth = torch.zeros((), device=logits.device)
+    zero = torch.zeros((), device=logits.device)
+    weighted_u = w_unif * u if w_unif else zero  # 0 * U: no pass back through the judge
+    orth = zero
     loss_f = model.negative_elbo(x_f).sum() if w_orth else None  # the code: forget batch first
     loss_r = model.negative_elbo(x_r).sum()
-    loss = loss_r + w_unif * u
+    loss = loss_r + weighted_u
     if loss_f is not None:  # 0 * orth adds nothing: the logged weighting skips the double pass
-        g_f = flat_grad(loss_f + w_unif * u, params)
-        g_r = flat_grad(loss_r + w_unif * u, params)
+        g_f = flat_grad(loss_f + weighted_u, params)
+        g_r = flat_grad(loss_r + weighted_u, params)
         orth = (g_f @ g_r) ** 2 / ((g_f @ g_f) * (g_r @ g_r))
         loss = loss + w_orth * orth
     return loss, u.detach(), orth.detach()
