@@ -27,7 +27,7 @@ def test_the_paper_experiment_is_mnist138_forgetting_one_over_three_seeds():
     exp = load_experiment(CONFIGS / "mnist138.yaml")
     assert exp.dataset.classes == (1, 3, 8) and exp.seeds == [0, 1, 2]
     assert [(r.selector, r.values) for r in exp.requests] == [("class", (1,))]
-    assert {m.method for m in exp.methods} == {"ascent", "fu", "surgery", "redirect"}
+    assert {m.method for m in exp.methods} == {"ascent", "fu", "surgery", "redirect", "uno"}
     assert exp.evaluate["samples"] == 10000
 
 

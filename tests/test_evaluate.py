@@ -97,7 +97,7 @@ def test_result_has_the_documented_structure(tiny_vae, tiny_judge):
     assert r["model"] == str(tiny_vae) and r["target"] == "class:1"
     assert (r["samples"], r["seed"]) == (200, 0)
     # by hand: the share of the seed-0 samples the judge calls a 1
-    from unlearn_cli.workflows.judges import judge_classes
+    from unlearn_cli.data.spec import judge_classes
 
     z = torch.randn(200, vae.model.latent_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

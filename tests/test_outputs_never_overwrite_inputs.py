@@ -34,6 +34,17 @@ def test_forget_out_onto_the_manifest(cli, tiny_vae, tmp_path):
     assert manifest.read_text().startswith("requests:")
 
 
+def test_forget_out_onto_unos_judge(cli, tiny_vae, tiny_judge, tmp_path):
+    judge = tmp_path / "judge.safetensors"
+    shutil.copy(tiny_judge, judge)
+    before = judge.read_bytes()
+    result = cli(
+        "forget", tiny_vae, "--class", "1", "--method", "uno", "--judge", judge, "--out", judge
+    )
+    assert result.exit_code == 2 and "also an input" in result.stderr
+    assert judge.read_bytes() == before
+
+
 def test_compare_markdown_onto_a_checkpoint(cli, tiny_vae, tiny_judge, tmp_path):
     model = tmp_path / "model.safetensors"
     shutil.copy(tiny_vae, model)

@@ -27,7 +27,7 @@ import torch
 
 from unlearn_cli.data.images import ImageData, split_by_ids
 from unlearn_cli.data.requests import Request, parse_requests, training_set
-from unlearn_cli.data.spec import DatasetSpec, load_split
+from unlearn_cli.data.spec import DatasetSpec, judge_classes, load_split
 from unlearn_cli.distributed import is_main, world
 from unlearn_cli.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from unlearn_cli.engine.device import resolve_device, seed_everything
@@ -41,7 +41,6 @@ from unlearn_cli.models import VAE, JudgeConfig, VAEConfig
 from unlearn_cli.workflows.evaluate import evaluate
 from unlearn_cli.workflows.forget import cumulative_drift, plan_forget, run_forget
 from unlearn_cli.workflows.gates import LIKE_REFERENCE
-from unlearn_cli.workflows.judges import judge_classes
 from unlearn_cli.workflows.runner import forget_key
 from unlearn_cli.workflows.targets import Target, parse_target
 from unlearn_cli.workflows.ulira import MIN_REFERENCES, ulira_null, ulira_test

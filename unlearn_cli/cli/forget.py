@@ -259,8 +259,10 @@ def forget(
     if in_place:  # through a symlink, the file it names is replaced and the link kept
         target = target.resolve()
     overwrite = out_path is not None or force or in_place
+    judge = (settings or {}).get("judge")  # uno's judge checkpoint: an input too
     if not dry_run:
-        check_outputs(target, ledger, checkpoint, (*manifests, indices_file), overwrite)
+        inputs = (*manifests, indices_file, Path(judge) if judge else None)
+        check_outputs(target, ledger, checkpoint, inputs, overwrite)
     plan = plan_forget(ckpt, requests, str(data_dir) if data_dir else None)
     if not dry_run and not plan.nothing_to_do and not in_place:  # a rerun that writes nothing
         hint = ", or pass --in-place to replace the checkpoint"  # may name it

@@ -62,6 +62,6 @@ def with_method_settings(command):
 
 
 METHOD_HELP = (
-    "redirect (ours: forgets like retraining), surgery (the paper's), ascent, fu, or retrain "
-    "(from scratch on what is kept: the gold standard, at full cost)."
+    "redirect (ours: forgets like retraining), surgery (the paper's), ascent, fu, uno (a class, "
+    "with --judge), or retrain (from scratch on what is kept: the gold standard, at full cost)."
 )

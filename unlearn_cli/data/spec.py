@@ -113,6 +113,14 @@ class DatasetSpec:
         )
 
 
+def judge_classes(spec: DatasetSpec) -> tuple:
+    """The classes of a judge of `spec` in index order: the digits or class folders in use, or
+    without/with the attribute."""
+    if spec.attribute is not None or spec.name == "celeba":
+        return (0, 1)
+    return spec.digits if spec.name == "mnist" else tuple(spec.classes or ())
+
+
 def load_split(spec: DatasetSpec, split: str | None = None, root: str | None = None):
     """The samples of `spec` in `split` (default: its own), with `root` overriding its location.
 

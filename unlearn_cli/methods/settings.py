@@ -20,6 +20,7 @@ from unlearn_cli.config import check_settings
 SCOPES = ("all", "decoder")  # what an update may change: `methods.scoped_parameters`
 OPTIMIZERS = ("adam", "sgd")
 PAPER_LR = {"mnist": 5e-4, "celeba": 1e-5}  # the paper's one-shot learning rates (A.1)
+WEIGHTINGS = ("logged", "code")  # uno's two weightings of its loss: `methods.uno.WEIGHTS`
 
 
 def setting(
@@ -151,6 +152,36 @@ class FUConfig(Settings):
 
 
 @dataclass
+class UnoConfig(Settings):
+    """uno's settings, as its authors' code runs it (docs/methods.md); its fixed values are
+    constants in methods/uno.py."""
+
+    lr: float = setting(1e-3, "step size", positive=True)  # the code's Adam
+    # the published runs' batch size; the fixed latents are as many, as in the code
+    batch_size: int = setting(128, "images per step, and latents in the fixed batch", minimum=1)
+    # the published runs: one pass over the shorter of D_f and D_r
+    epochs: int = setting(
+        1,
+        "passes at most over paired D_f and D_r batches; it stops once the judge calls under "
+        "2% of the fixed batch the forgotten class",
+        minimum=1,
+    )
+    weighting: str = setting(
+        "logged",
+        "orthogonality and uniformity weights: logged (0 and 1000, what the published runs "
+        "ran) or code (1000 and 0, the code today)",
+        choices=WEIGHTINGS,
+    )
+    judge: str = setting(
+        "",
+        "judge checkpoint whose classifier sits in uno's loss (required; compare passes the "
+        "experiment's)",
+        "none",
+    )
+    seed: int = setting(0, "seeds the batches and the fixed latents")
+
+
+@dataclass
 class RetrainConfig(Settings):
     epochs: int = setting(defaults.EPOCHS, "passes over D_r", "the checkpoint's", minimum=1)
     batch_size: int = setting(defaults.BATCH_SIZE, "images per step", ORIGINAL_BATCH, minimum=1)
@@ -175,6 +206,7 @@ METHODS: dict[str, Registered] = {
     "surgery": Registered(SurgeryConfig, "unlearn_cli.methods.surgery", "Surgery"),
     "ascent": Registered(AscentConfig, "unlearn_cli.methods.ascent", "Ascent"),
     "fu": Registered(FUConfig, "unlearn_cli.methods.fu", "FeatureUnlearning"),
+    "uno": Registered(UnoConfig, "unlearn_cli.methods.uno", "Uno"),
     "retrain": Registered(RetrainConfig, "unlearn_cli.methods.retrain", "Retrain"),
 }
 METHOD_NAMES = tuple(METHODS)

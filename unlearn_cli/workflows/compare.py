@@ -60,7 +60,7 @@ def run_experiment(exp: Experiment, device: torch.device, progress: Progress | N
             child, child_key = (
                 retrain
                 if run.method == "retrain"
-                else runner.unlearned(original, original_key, run, seed)
+                else runner.unlearned(original, original_key, run, seed, judge)
             )
             titles[run.label] = run.label if run.label != run.method else run_title(run, original)
             results[run.label] = runner.metrics(

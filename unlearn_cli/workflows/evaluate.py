@@ -14,7 +14,7 @@ import torch
 from unlearn_cli import defaults, distributed
 from unlearn_cli.config import MAX_COUNT, check_seed
 from unlearn_cli.data.requests import Request
-from unlearn_cli.data.spec import folder_changes
+from unlearn_cli.data.spec import folder_changes, judge_classes
 from unlearn_cli.engine.checkpoint import Checkpoint
 from unlearn_cli.engine.progress import NullProgress, Progress
 from unlearn_cli.errors import CheckpointError, UsageError
@@ -32,7 +32,7 @@ from unlearn_cli.metrics.privacy import calibrated_scores, tpr_at_fpr, wilson_in
 from unlearn_cli.workflows.cost import Clock, cost
 from unlearn_cli.workflows.gates import like_reference
 from unlearn_cli.workflows.image_sets import DataImages, EvalSets, Generated, eval_sets, subset
-from unlearn_cli.workflows.judges import check_judge, judge_classes
+from unlearn_cli.workflows.judges import check_judge
 from unlearn_cli.workflows.reference import check_reference, warn_if_not_retrained
 from unlearn_cli.workflows.targets import Target, absent_requests, check_target, default_target
 

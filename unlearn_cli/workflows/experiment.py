@@ -113,6 +113,8 @@ def load_experiment(path: str | Path) -> Experiment:
             problems.append(f"{where}: unknown method {name!r}; use one of {known}{extra}")
             continue
         options = {k: v for k, v in entry.items() if k not in ("method", "label")}
+        if isinstance(options.get("judge"), str) and options["judge"]:  # uno's, as the file's
+            options["judge"] = _resolve(base, options["judge"])
         try:
             if typed:
                 check_options(name, options)

@@ -4,20 +4,12 @@ generates, and be accurate enough to trust.
 
 from __future__ import annotations
 
-from unlearn_cli.data.spec import DatasetSpec
+from unlearn_cli.data.spec import judge_classes
 from unlearn_cli.engine.checkpoint import Checkpoint
 from unlearn_cli.errors import CheckpointError, UsageError
 from unlearn_cli.workflows.targets import Target
 
 MIN_JUDGE_ACCURACY = 0.95  # the paper only trusts a classifier above 95% (its Appendix A)
-
-
-def judge_classes(spec: DatasetSpec) -> tuple:
-    """The judge's classes in index order: the digits or class folders in use, or without/with
-    the attribute."""
-    if spec.attribute is not None or spec.name == "celeba":
-        return (0, 1)
-    return spec.digits if spec.name == "mnist" else tuple(spec.classes or ())
 
 
 def check_judge(judge: Checkpoint, vae: Checkpoint, target: Target | None) -> None:

@@ -101,14 +101,23 @@ class Runner:
         ), k
 
     def unlearned(
-        self, original: Checkpoint, original_key: str, run: MethodRun, seed: int
+        self,
+        original: Checkpoint,
+        original_key: str,
+        run: MethodRun,
+        seed: int,
+        judge: Checkpoint | None = None,
     ) -> tuple[Checkpoint, str]:
+        """The run's unlearned model and its key; a method whose loss needs a judge (uno) and
+        names none gets `judge`, the experiment's."""
         from unlearn_cli.methods import configure, get_method
         from unlearn_cli.workflows.forget import plan_forget, run_forget
 
         options = dict(run.options)
         if run.method != "retrain":
             options["seed"] = seed  # retrain keeps the original's own seed
+        if run.method == "uno" and not options.get("judge") and judge is not None:
+            options["judge"] = str(judge.path)
         method = get_method(run.method)
         cfg = configure(method, original, options)
         k = forget_key(run.method, original_key, self.exp.requests, cfg)
