@@ -32,6 +32,7 @@ from unlearn_cli.distributed import is_main, world
 from unlearn_cli.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from unlearn_cli.engine.device import resolve_device, seed_everything
 from unlearn_cli.engine.files import json_text
+from unlearn_cli.engine.progress import NullProgress
 from unlearn_cli.engine.train import TrainConfig, make_loader, to_device, train_judge, train_vae
 from unlearn_cli.methods import configure, get_method, scoped_parameters, train_only
 from unlearn_cli.methods.redirect import encode_all
@@ -77,6 +78,7 @@ __all__ = [
     "plan_forget",
     "run_forget",
     "forget_key",
+    "NullProgress",
     "cumulative_drift",
     # measuring
     "evaluate",

@@ -15,6 +15,7 @@ from unlearn_cli.methods.settings import all_settings, choices_of, help_for
 
 PANEL = "Method"
 METAVARS = {float: "X", int: "N", str: "TEXT", bool: ""}
+PATHS = {"judge"}  # settings that name a file: PATH says so where TEXT would not
 
 
 def setting_option(name: str, kind: type) -> inspect.Parameter:
@@ -23,7 +24,7 @@ def setting_option(name: str, kind: type) -> inspect.Parameter:
     choices = choices_of(name)
     option = typer.Option(
         help=help_for(name),
-        metavar="|".join(choices) if choices else METAVARS[kind],
+        metavar="|".join(choices) if choices else "PATH" if name in PATHS else METAVARS[kind],
         rich_help_panel=PANEL,
         show_default=False,
     )
