@@ -35,7 +35,7 @@ def mnist_requests(ckpt: api.Checkpoint) -> list[tuple[str, dict]]:
     ones = (data.labels == 1).nonzero().flatten()
     tenth = ones[torch.randperm(len(ones), generator=g)[: len(ones) // 10]]
     rows = [
-        (f"{n} samples", {"indices": torch.randperm(len(data), generator=g)[:n].tolist()})
+        (f"{n} samples", {"indices": data.ids[torch.randperm(len(data), generator=g)[:n]].tolist()})
         for n in (50, 500)
     ]
     rows.append(("a tenth of class 1", {"indices": data.ids[tenth].tolist()}))

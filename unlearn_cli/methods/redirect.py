@@ -47,7 +47,7 @@ from unlearn_cli.methods.steps import (
 BANK_SIZE = 2048  # retained samples encoded for the refit and the targets: cost flat in |D_r|
 INTERIOR_K = 10  # a target's nearest bank neighbours that must all be retained
 LOCAL_K = 20  # bank latents nearest to a forgotten draw among which its target is picked
-MIN_STEPS = 15  # a request of a few samples still gets enough steps to move the decoder
+MIN_STEPS = 10  # a request of a few samples still gets enough steps to move the decoder
 RETAIN_RATIO = 10  # step 0's retained images per forgotten one, up to retain_epochs passes
 NPO_BETA = 0.1  # per nat: the push fades once a forgotten image is ~1 / NPO_BETA nats worse
 PROJECTION = "conflict"  # both objectives descend, so only a conflicting component is removed
