@@ -37,6 +37,7 @@ def mnist_requests(ckpt: api.Checkpoint) -> list[tuple[str, dict]]:
     rows = [
         (f"{n} samples", {"indices": data.ids[torch.randperm(len(data), generator=g)[:n]].tolist()})
         for n in (50, 500)
+        if n < len(data) // 2  # a request, not most of a small training set
     ]
     rows.append(("a tenth of class 1", {"indices": data.ids[tenth].tolist()}))
     rows += [("class 1", {"class": [1]}), ("classes 1 and 3", {"class": [1, 3]})]
@@ -118,14 +119,14 @@ def forget_synthetic(n: int, train_images: int, epochs: int, device: torch.devic
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("originals", nargs="*", help="MNIST VAE checkpoints")
     parser.add_argument("--synthetic-celeba", type=int, metavar="N", help="synthetic set size")
     parser.add_argument("--train-images", type=int, default=4096)
     parser.add_argument("--epochs", type=int, default=8, help="retraining's epochs, for its time")
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     device = api.resolve_device(args.device)
     for path in args.originals:
         forget_mnist(path, device)

@@ -301,3 +301,40 @@ def test_attack_reports_relearning_and_the_floor_for_every_row(tiny_vae, tiny_ju
         assert privacy["relearn_fratio_benign"] == privacy["relearn_fratio_benign_reference"]
         assert set(entry["result"]["floor"]["within"]) >= {"fratio", "fid", "retain_elbo"}
     assert lines[0].endswith("| fratio, fid, precision, retain_elbo, fid_reference |")
+
+
+def test_seed_table_prints_every_seed_of_the_chosen_rows(tmp_path, capsys):
+    path = tmp_path / "r.json"
+    rows = {
+        "OURS": {"privacy.fratio": [0.01, 0.02], "cost.percent_of_retrain": [2.5, 3.25]},
+        "other": {"privacy.fratio": [0.5, 0.6]},
+    }
+    path.write_text(json.dumps(report(rows)))
+    runpy.run_path(str(CONFIGS / "seed_table.py"))["main"]([str(path), "--rows", "OURS"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2:] == ["| class:3 | OURS | 0.010, 0.020 | - | - | - | 2.50, 3.25 |"]
+
+
+def test_growth_times_each_request_and_reads_a_sample_of_a_class(tiny_vae, monkeypatch, capsys):
+    """benchmarks/growth.py on the tiny VAE (and a few synthetic images through the conv VAE):
+    one row per request, the images read at most those forgotten, fewer for a class once the
+    bank is a part of D_r."""
+    from unlearn_cli.methods import redirect
+
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)  # it would record 0 seconds
+    monkeypatch.setattr(redirect, "BANK_SIZE", 64)  # a bank a part of the tiny D_r
+    script = runpy.run_path(str(CONFIGS / "growth.py"))
+    script["main"]([str(tiny_vae), "--synthetic-celeba", "96", "--train-images", "32"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["request"] for r in rows] == [
+        "50 samples",
+        "a tenth of class 1",
+        "class 1",
+        "classes 1 and 3",
+        "a random 42%",
+    ]
+    for row in rows:
+        assert 0 < row["forget_images_read"] <= row["forget_images"]
+        assert row["forget_seconds"] > 0 and row["retrain_seconds_estimate"] > 0
+    one_class = rows[2]
+    assert one_class["forget_images_read"] < one_class["forget_images"]

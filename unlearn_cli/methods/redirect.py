@@ -48,6 +48,10 @@ BANK_SIZE = 2048  # retained samples encoded for the refit and the targets: cost
 INTERIOR_K = 10  # a target's nearest bank neighbours that must all be retained
 LOCAL_K = 20  # bank latents nearest to a forgotten draw among which its target is picked
 MIN_STEPS = 10  # a request of a few samples still gets enough steps to move the decoder
+# step 2's redirect term is weighted by D_f's share of D, so a smaller share needs more steps to
+# move the decoder as far: steps x share at least this (12 steps for a third, 40 for a tenth)
+REDIRECT_WEIGHT = 4.0
+MAX_STEPS = 50  # a few samples' tiny share would ask for thousands; 50 is what they always had
 RETAIN_RATIO = 10  # step 0's retained images per forgotten one, up to retain_epochs passes
 NPO_BETA = 0.1  # per nat: the push fades once a forgotten image is ~1 / NPO_BETA nats worse
 PROJECTION = "conflict"  # both objectives descend, so only a conflicting component is removed
@@ -243,7 +247,8 @@ def redirect_pass(
     train_only(model, params)
     opt = make_optimizer("adam", params, cfg.lr)
     forget_batches = shuffled(covered, cfg.batch_size, device, generator, cfg.seed)
-    steps = max(cfg.epochs * len(forget_batches), MIN_STEPS) if cfg.epochs else 0
+    weighted = min(math.ceil(REDIRECT_WEIGHT / share), MAX_STEPS)
+    steps = max(cfg.epochs * len(forget_batches), MIN_STEPS, weighted) if cfg.epochs else 0
     forget_stream = endless(forget_batches)
     retain_stream = endless(shuffled(retain, cfg.batch_size, device, generator, cfg.seed))
     noise = generator  # posterior draws; under torchrun each rank its own stream
