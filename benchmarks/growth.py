@@ -76,7 +76,7 @@ def forget_mnist(path: str, device: torch.device) -> None:
                     "forget_images": forget,
                     "forget_images_read": entry["stats"].get("forget_images_read"),
                     "forget_seconds": entry["wall_seconds"],
-                    "retrain_seconds_estimate": round(per_image * retain * epochs, 1),
+                    "retrain_seconds_estimate": round(per_image * retain * epochs, 3),
                     "retrain_epochs": epochs,
                 }
             ),
