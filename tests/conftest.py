@@ -124,6 +124,15 @@ def cli():
     return run
 
 
+def ids_of_class(vae_path, label: int = 1, n: int = 5) -> str:
+    """`--indices` for `n` training samples of class `label` of the checkpoint at `vae_path`."""
+    from unlearn_cli.data.requests import training_set
+    from unlearn_cli.engine.checkpoint import load_checkpoint
+
+    data = training_set(load_checkpoint(vae_path, "vae").dataset)
+    return ",".join(str(i) for i in data.ids[data.labels == label][:n].tolist())
+
+
 def parse_json(result) -> dict:
     assert result.exit_code == 0, result.stderr + result.stdout
     return json.loads(result.stdout)

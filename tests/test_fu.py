@@ -9,7 +9,7 @@ import math
 
 import pytest
 import torch
-from conftest import RecordingProgress
+from conftest import RecordingProgress, ids_of_class
 
 from unlearn_cli.errors import UsageError
 from unlearn_cli.methods import configure, default_lr
@@ -250,13 +250,8 @@ def test_fu_refuses_what_is_not_a_feature():
 
 
 def test_forget_individual_samples_with_fu_is_a_usage_error(cli, tiny_vae, tmp_path):
-    from unlearn_cli.data.requests import training_set
-    from unlearn_cli.engine.checkpoint import load_checkpoint
-
-    data = training_set(load_checkpoint(tiny_vae, "vae").dataset)
-    ids = ",".join(str(i) for i in data.ids[data.labels == 1][:5].tolist())
     out = tmp_path / "fu.safetensors"
-    r = cli("forget", tiny_vae, "--indices", ids, "--method", "fu", "--out", out)
+    r = cli("forget", tiny_vae, "--indices", ids_of_class(tiny_vae), "--method", "fu", "--out", out)
     assert r.exit_code == 2, r.stderr
     assert "fu removes a feature" in r.stderr and "surgery or ascent" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()

@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import RecordingProgress, parse_json
+from conftest import RecordingProgress, ids_of_class, parse_json
 from torch import nn
 
 from unlearn_cli.data.requests import training_set
@@ -182,10 +182,11 @@ def test_only_whole_classes_are_forgotten():
 
 
 def test_individual_samples_are_refused_in_one_line(cli, tiny_vae, tiny_judge, tmp_path):
-    data = training_set(load_checkpoint(tiny_vae, "vae").dataset)
-    ids = ",".join(str(i) for i in data.ids[data.labels == 1][:5].tolist())
     out = tmp_path / "uno.safetensors"
-    r = cli("forget", tiny_vae, "--indices", ids, "--method", "uno", "--judge", tiny_judge)
+    r = cli(
+        "forget", tiny_vae, "--indices", ids_of_class(tiny_vae), "--method", "uno",
+        "--judge", tiny_judge, "--out", out,
+    )  # fmt: skip
     assert r.exit_code == 2, r.stderr
     assert "uno forgets whole classes" in r.stderr and "use redirect" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()

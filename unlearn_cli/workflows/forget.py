@@ -3,7 +3,6 @@ method, and write a child checkpoint whose lineage records what was done."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -30,8 +29,7 @@ from unlearn_cli.engine.progress import NullProgress, Progress
 from unlearn_cli.engine.train import start_clock, sync
 from unlearn_cli.errors import DataError, DivergedError
 from unlearn_cli.methods import MethodConfig, UnlearningMethod
-from unlearn_cli.metrics import negative_elbo
-from unlearn_cli.workflows.image_sets import DataImages
+from unlearn_cli.workflows.image_sets import probe_losses
 from unlearn_cli.workflows.ledger import append_receipts, ledger_lock
 from unlearn_cli.workflows.recheck import levels, recheck, request_elbo, samples_of
 
@@ -262,13 +260,6 @@ RETRAIN_DRIFT = 0.10  # cumulative retain drift past which `unlearn forget` advi
 
 
 @torch.no_grad()
-def probe_losses(model: torch.nn.Module, probe, device: torch.device) -> torch.Tensor:
-    """(N,) negative ELBO of each `probe` image (fixed noise). `model` stays where it is."""
-    if next(model.parameters()).device != device:
-        model = copy.deepcopy(model).to(device)
-    return negative_elbo(model, DataImages(probe, 256, device), 256, seed=0)
-
-
 def probe_loss(model: torch.nn.Module, probe, device: torch.device) -> float:
     """Mean negative ELBO of the `probe` images: the yardstick of retain drift."""
     return probe_losses(model, probe, device).mean().item()

@@ -4,6 +4,7 @@ members and non-members) and generated ones, batch by batch.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from unlearn_cli.data.images import Samples
 from unlearn_cli.data.requests import Request, resolve, union
 from unlearn_cli.data.spec import DatasetSpec, load_split
 from unlearn_cli.errors import DataError
+from unlearn_cli.metrics import negative_elbo
 from unlearn_cli.metrics.privacy import class_mix_weights
 from unlearn_cli.workflows.targets import Target
 
@@ -133,3 +135,11 @@ def eval_sets(
     if not retain_mask.any():
         raise DataError(f"no held-out images outside {tgt} in {full.describe()}")
     return EvalSets(train, test, retain_mask, forget, members, nonmember_mask, nonmember_weights)
+
+
+def probe_losses(model: torch.nn.Module, probe, device: torch.device) -> torch.Tensor:
+    """(N,) negative ELBO of each `probe` image (fixed noise, seed 0), so that scores of the
+    same images under two models compare. `model` stays where it is."""
+    if next(model.parameters()).device != device:
+        model = copy.deepcopy(model).to(device)
+    return negative_elbo(model, DataImages(probe, 256, device), 256, seed=0)

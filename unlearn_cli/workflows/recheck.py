@@ -14,7 +14,6 @@ creep back batch after batch while the retained data's loss stays flat (docs/ben
 
 from __future__ import annotations
 
-import copy
 import time
 
 import torch
@@ -25,11 +24,10 @@ from unlearn_cli.data.requests import Request, resolve
 from unlearn_cli.data.spec import DatasetSpec
 from unlearn_cli.engine.files import recorded_seconds
 from unlearn_cli.methods.steps import sample_of
-from unlearn_cli.metrics import negative_elbo
-from unlearn_cli.workflows.image_sets import DataImages
+from unlearn_cli.workflows.image_sets import probe_losses
 
 RECHECK_SIZE = 256  # training images per request: one batch to score, a mean that holds still
-RECHECK_SEED = 0  # the same images and the same noise at every check, so levels compare
+RECHECK_SEED = 0  # the same images at every check, so levels compare (the noise: probe_losses)
 COMEBACK = 0.25  # a quarter of the way back to the level before the forget: past sampling noise
 # (the images and noise are fixed), well before the class is as well explained as it was
 KINDS = ("class", "attribute")  # what is re-checked; samples have membership inference
@@ -51,11 +49,8 @@ def sample(request: Request, data: Samples, spec: DatasetSpec) -> Samples | None
 
 @torch.no_grad()
 def level(model: nn.Module, images: Samples, device: torch.device) -> float:
-    """Mean -ELBO of `images` under `model` (fixed noise); `model` stays where it is."""
-    if next(model.parameters()).device != device:
-        model = copy.deepcopy(model).to(device)
-    nelbo = negative_elbo(model, DataImages(images, 256, device), 256, seed=RECHECK_SEED)  # (N,)
-    return nelbo.mean().item()
+    """Mean -ELBO of `images` under `model`, with the noise every check uses."""
+    return probe_losses(model, images, device).mean().item()
 
 
 def samples_of(requests: list[Request], data: Samples, spec: DatasetSpec) -> dict[str, Samples]:

@@ -108,15 +108,17 @@ class Runner:
         seed: int,
         judge: Checkpoint | None = None,
     ) -> tuple[Checkpoint, str]:
-        """The run's unlearned model and its key; a method whose loss needs a judge (uno) and
-        names none gets `judge`, the experiment's."""
+        """The run's unlearned model and its key; a method with a `judge` setting (one whose
+        loss holds a classifier, as uno's) that names none gets `judge`, the experiment's."""
         from unlearn_cli.methods import configure, get_method
+        from unlearn_cli.methods.settings import settings_of
         from unlearn_cli.workflows.forget import plan_forget, run_forget
 
         options = dict(run.options)
         if run.method != "retrain":
             options["seed"] = seed  # retrain keeps the original's own seed
-        if run.method == "uno" and not options.get("judge") and judge is not None:
+        wants_judge = "judge" in settings_of(run.method) and not options.get("judge")
+        if wants_judge and judge is not None:
             options["judge"] = str(judge.path)
         method = get_method(run.method)
         cfg = configure(method, original, options)
