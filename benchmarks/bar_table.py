@@ -8,7 +8,10 @@ the RETRAIN row of the same seed:
   fratio <= retrain's + 0.02; precision >= 0.9 x retrain's; FID <= 1.2 x retrain's;
   retain -ELBO <= 1.1 x retrain's; time <= 10% of retraining's.
 A cell shows the mean (and, over several seeds, the standard deviation) and passes (no mark)
-only when every seed passes; a miss is marked with a cross. Prints one Markdown table.
+only when every seed passes; a miss is marked with a cross. Over several seeds, a cell also
+marked ≈ is within retraining's floor: no further from the same seed's RETRAIN, on average,
+than two RETRAIN seeds are from each other (`compare`'s floor row), whichever side it is on.
+Prints one Markdown table.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import json
 import sys
 
-from unlearn_cli.api import LIKE_REFERENCE
+from unlearn_cli.api import LIKE_REFERENCE, mark_floor
 
 BAR = {bar.key: bar for bar in LIKE_REFERENCE}  # the bar of `unlearn evaluate --like-reference`
 
@@ -43,11 +46,12 @@ def cell(row: dict, retrain: dict, key: str, check) -> str:
     if len(values) > 1:  # sample standard deviation over seeds
         std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
         text += f" ({std:.{digits}f})"
+    floor = " ≈" if row["cells"][key].get("within_floor") else ""
     if check is None:
-        return text
+        return text + floor
     refs = retrain["cells"][key]["values"] if retrain["cells"].get(key) else [0.0] * len(values)
     ok = all(check(v, r) for v, r in zip(values, refs))
-    return text if ok else f"{text} ✗"
+    return (text if ok else f"{text} ✗") + floor
 
 
 def main(paths: list[str]) -> None:
@@ -56,6 +60,7 @@ def main(paths: list[str]) -> None:
     for path in paths:
         with open(path) as f:
             report = json.load(f)
+        mark_floor(report["rows"])
         rows = {r["label"]: r for r in report["rows"]}
         retrain = rows["RETRAIN"]
         target = f"{report['dataset'].split(' (')[0]}, forget {report['target']}"

@@ -64,6 +64,8 @@ COLUMNS = [
     ("privacy", "mia_calibrated_tpr_at_1fpr", "calibrated TPR @1% FPR"),
     ("privacy", "ulira_auc", "U-LiRA AUC"),
     ("privacy", "ulira_told_apart", "told apart"),
+    ("privacy", "relearn_mia_auc_fewshot", "relearned MIA AUC"),  # with --relearn-steps
+    ("privacy", "relearn_mia_auc_benign", "benign relearned"),
     ("utility", "retain_elbo", "retain -ELBO"),
     ("utility", "fid", "FID"),
     ("utility", "precision", "precision"),
@@ -85,6 +87,12 @@ def main(argv: list[str] | None = None) -> None:
         help=f"models retrained without the forgotten samples, for U-LiRA (>= {MIN_REFERENCES})",
     )
     p.add_argument("--samples", type=int, default=5000)
+    p.add_argument(
+        "--relearn-steps",
+        type=int,
+        default=0,
+        help="also run the relearning attack (few-shot on 64 forgotten samples, and benign)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument(
@@ -156,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
             reference=retrained,
             requests=requests,
             shadows=shadows,
+            relearn_steps=args.relearn_steps,
         )
         result["privacy"].update(ulira_test(ckpt, null, device))
         (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
@@ -170,12 +179,13 @@ def ten_digits(device):
 
 
 def table(rows: dict, judge_accuracy) -> str:
-    head = "| model | " + " | ".join(label for _, _, label in COLUMNS) + " |"
-    lines = [head, "|" + " --- |" * (len(COLUMNS) + 1)]
+    columns = [c for c in COLUMNS if any(r[c[0]].get(c[1]) is not None for r in rows.values())]
+    head = "| model | " + " | ".join(label for _, _, label in columns) + " |"
+    lines = [head, "|" + " --- |" * (len(columns) + 1)]
     for name, r in rows.items():
         cells = []
-        for part, key, _ in COLUMNS:
-            v = r[part][key]
+        for part, key, _ in columns:
+            v = r[part].get(key)
             cells.append("-" if v is None else f"{v:.3f}" if key != "seconds" else f"{v:.1f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + f"\n\njudge held-out accuracy: {judge_accuracy}"

@@ -297,3 +297,62 @@ def test_a_judge_below_95_percent_is_flagged_as_in_evaluate(experiment, first_ru
     accuracy = first_run[0]["judge"]
     flagged = "warning: judge of this comparison" in result.stderr
     assert flagged == (accuracy is None or accuracy < 0.95)
+
+
+def test_an_experiment_that_asks_for_the_relearning_attack_gets_its_columns(
+    experiment, first_run, cli
+):
+    """`evaluate: {relearn_steps: N}`: every row relearned, RETRAIN's too, shown and explained;
+    the originals, judge and runs of the first experiment are reused, only scored again."""
+    body = experiment.read_text().split("methods:")[0] + (
+        "methods: [surgery]\nseeds: [0, 1]\nevaluate: {samples: 100, relearn_steps: 5}\n"
+        f"out_dir: {experiment.parent / 'runs'}\n"
+    )
+    path = experiment.parent / "relearn.yaml"
+    path.write_text(body)
+    report = parse_json(cli("compare", path, "--json"))
+    assert report["relearn_steps"] == 5
+    for row in report["rows"]:
+        for column in ("privacy.relearn_fratio_fewshot", "privacy.relearn_fratio_benign"):
+            values = row["cells"][column]["values"]
+            assert len(values) == 2 and all(0.0 <= v <= 1.0 for v in values), row["title"]
+    assert report["computed"] == 0  # nothing trained: the first run's models, scored again
+    assert "privacy.relearn_fratio_fewshot" in report["floor"]
+    result = cli("compare", path)
+    assert "relearned" in result.stdout and "after 5 steps of fine-tuning" in result.stdout
+    assert "floor (RETRAIN seed to seed)" in result.stdout
+
+
+def test_the_floor_is_how_far_two_retrainings_differ():
+    """The floor of a column is RETRAIN's mean seed-to-seed difference; a row no further from
+    the same seed's RETRAIN than that is marked as close as another retraining."""
+    from unlearn_cli.cli.compare import markdown
+    from unlearn_cli.workflows.tables import mark_floor
+
+    retrain = bar_row("RETRAIN", (0.10, 5.0, 100.0, None), (0.14, 7.0, 200.0, None))
+    near = bar_row("near", (0.12, 5.5, 9.0, 9.0), (0.12, 6.5, 15.0, 7.5))  # 0.02 and 0.5 away
+    far = bar_row("far", (0.00, 9.0, 9.0, 9.0), (0.00, 11.0, 15.0, 7.5))  # 0.12 and 4 away
+    same = bar_row("same", (0.10, 5.0, 1.0, 1.0), (0.14, 7.0, 1.0, 0.5))
+    rows = [near, far, same, retrain]
+    floor = mark_floor(rows)
+    assert floor == pytest.approx({"privacy.fratio": 0.04, "utility.fid": 2.0})
+    within = {r["label"]: [r["cells"][k].get("within_floor") for k in floor] for r in rows}
+    assert within == {
+        "near": [True, True],
+        "far": [False, False],
+        "same": [True, True],  # a model against itself is 0 away: within any floor
+        "RETRAIN": [None, None],
+    }
+    assert "within_floor" not in near["cells"]["cost.seconds"]  # a cost has no floor
+    text = markdown({"rows": rows, "floor": floor})
+    assert "| near | 0.120 (0.000) ≈ | 6.000 (0.707) ≈ |" in text
+    assert "| floor (RETRAIN seed to seed) | 0.040 | 2.000 | - | - |" in text
+    assert "≈: as close to RETRAIN as another retraining" in text
+
+
+def test_one_seed_has_no_floor():
+    from unlearn_cli.workflows.tables import mark_floor
+
+    rows = [bar_row("ours", (0.1, 5.0, 1.0, 1.0)), bar_row("RETRAIN", (0.1, 5.0, 9.0, None))]
+    assert mark_floor(rows) == {}
+    assert "within_floor" not in rows[0]["cells"]["privacy.fratio"]

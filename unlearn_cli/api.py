@@ -43,6 +43,7 @@ from unlearn_cli.workflows.evaluate import evaluate
 from unlearn_cli.workflows.forget import cumulative_drift, plan_forget, run_forget
 from unlearn_cli.workflows.gates import LIKE_REFERENCE
 from unlearn_cli.workflows.runner import forget_key
+from unlearn_cli.workflows.tables import mark_floor
 from unlearn_cli.workflows.targets import Target, parse_target
 from unlearn_cli.workflows.ulira import MIN_REFERENCES, ulira_null, ulira_test
 
@@ -84,6 +85,7 @@ __all__ = [
     "evaluate",
     "judge_classes",
     "LIKE_REFERENCE",
+    "mark_floor",
     "ulira_null",
     "ulira_test",
     "MIN_REFERENCES",

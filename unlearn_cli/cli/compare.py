@@ -37,12 +37,16 @@ FORMATS = {  # digits after the point, per column
     "utility.retain_elbo": 1,
     "utility.forget_elbo": 1,
     "privacy.mia_auc": 3,
+    "privacy.relearn_fratio_fewshot": 3,
+    "privacy.relearn_mia_auc_fewshot": 3,
+    "privacy.relearn_fratio_benign": 3,
 }
 GROUPS = {"privacy": "PRIVACY", "utility": "UTILITY", "cost": "COST"}
 ARROWS = {-1: " ↓", 1: " ↑", 0: "", "retrain": " ≈R"}  # ≈R: closest to RETRAIN's is best
 
 
 MISS = "a seed misses the bar of `unlearn evaluate --like-reference` against its RETRAIN"
+FLOOR = "FLOOR"  # the row of RETRAIN's seed-to-seed spread, drawn under RETRAIN
 
 
 def missed(report: dict) -> bool:
@@ -62,7 +66,26 @@ def cell_text(cell: dict | None, dotted: str) -> str:
     text = number(cell["mean"], digits)
     if len(cell["values"]) > 1:
         text += f" ({number(cell['std'], digits)})"
-    return f"{text} ✗" if cell.get("miss") else text  # reports before misses have no key
+    marks = ("✗" if cell.get("miss") else "") + ("≈" if cell.get("within_floor") else "")
+    return f"{text} {marks}" if marks else text  # reports before misses have no key
+
+
+def floor_row(report: dict) -> dict | None:
+    """RETRAIN's seed-to-seed spread as a row of cells, or None with one seed."""
+    floor = report.get("floor") or {}
+    if not floor:
+        return None
+    cells = {
+        dotted: {"mean": value, "std": 0.0, "values": [value], "best": False}
+        for dotted, value in floor.items()
+    }
+    return {"label": FLOOR, "title": "floor (RETRAIN seed to seed)", "cells": cells}
+
+
+def shown_rows(report: dict) -> list[dict]:
+    rows = list(report["rows"])
+    extra = floor_row(report)
+    return rows if extra is None else [*rows, extra]
 
 
 def used_columns(report: dict, wide: bool = True) -> list[tuple]:
@@ -83,8 +106,24 @@ def caption(report: dict, wide: bool) -> str:
     ]
     if missed(report):
         lines.append(f"✗: {MISS}")
-    if not wide:
-        lines.append("--wide adds IS, pixel precision, recall, FID vs RETRAIN and forget -ELBO")
+    if report.get("floor"):
+        lines.append(
+            "≈: as close to RETRAIN as another retraining (mean distance to the same seed's "
+            "RETRAIN within the floor row)"
+        )
+    if report.get("relearn_steps"):
+        lines.append(
+            f"relearned: fratio (samples: MIA AUC) after {report['relearn_steps']} steps of "
+            "fine-tuning on 64 forgotten images; benign: on retained ones; RETRAIN's row: the "
+            "same attack on retraining"
+        )
+    hidden = [c[1] for c in used_columns(report) if c not in used_columns(report, wide)]
+    if hidden:
+        lines.append(
+            f"--wide adds {', '.join(hidden[:-1])} and {hidden[-1]}"
+            if len(hidden) > 1
+            else f"--wide adds {hidden[0]}"
+        )
     return "\n".join(lines)
 
 
@@ -98,18 +137,19 @@ def rich_table(report: dict, columns: list[tuple]) -> Table:
     table.add_column("", min_width=longest_word(report))
     for _, header, direction in columns:
         table.add_column(f"{header}{ARROWS[direction]}", justify="right", no_wrap=True)
-    for row in report["rows"]:
+    for row in shown_rows(report):
         cells = []
         for dotted, _, _ in columns:
-            cell = row["cells"][dotted]
+            cell = row["cells"].get(dotted)
             text = shown(cell_text(cell, dotted))
             cells.append(f"[bold]{text}[/bold]" if cell and cell["best"] else text)
-        table.add_row(shown(row["title"]), *cells, end_section=row["label"] == "BEFORE")
+        section = row["label"] == "BEFORE" or (row["label"] == "RETRAIN" and report.get("floor"))
+        table.add_row(shown(row["title"]), *cells, end_section=bool(section))
     return table
 
 
 def longest_word(report: dict) -> int:
-    return max(len(word) for row in report["rows"] for word in row["title"].split())
+    return max(len(word) for row in shown_rows(report) for word in row["title"].split())
 
 
 def tables_that_fit(report: dict, wide: bool, width: int) -> list[Table]:
@@ -119,7 +159,7 @@ def tables_that_fit(report: dict, wide: bool, width: int) -> list[Table]:
 
     def needs(column: tuple) -> int:  # the column's width with every number whole
         dotted, header, direction = column
-        texts = [cell_text(r["cells"][dotted], dotted) for r in report["rows"]]
+        texts = [cell_text(r["cells"].get(dotted), dotted) for r in shown_rows(report)]
         return max(len(f"{header}{ARROWS[direction]}"), *map(len, texts)) + edge
 
     parts: list[list[tuple]] = [[]]
@@ -137,15 +177,16 @@ def markdown(report: dict) -> str:
     columns = used_columns(report)
     head = [""] + [f"{GROUPS[d.split('.')[0]]} {h}{ARROWS[s]}" for d, h, s in columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in report["rows"]:
+    for row in shown_rows(report):
         cells = []
         for dotted, _, _ in columns:
-            cell = row["cells"][dotted]
+            cell = row["cells"].get(dotted)
             text = cell_text(cell, dotted)
             cells.append(f"**{text}**" if cell and cell["best"] else text)
         lines.append("| " + " | ".join([row["title"], *cells]) + " |")
-    if missed(report):
-        lines += ["", f"✗: {MISS}"]
+    notes = caption(report, wide=True).splitlines()[1:]  # what the marks mean
+    if notes:
+        lines += ["", *notes]
     return "\n".join(lines) + "\n"
 
 

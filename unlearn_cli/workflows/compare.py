@@ -15,7 +15,7 @@ from unlearn_cli.engine.checkpoint import Checkpoint, load_checkpoint
 from unlearn_cli.engine.progress import NullProgress, Progress
 from unlearn_cli.workflows.experiment import Experiment, MethodRun
 from unlearn_cli.workflows.runner import Runner, slug
-from unlearn_cli.workflows.tables import mark_best, mark_misses, summarise
+from unlearn_cli.workflows.tables import mark_best, mark_floor, mark_misses, summarise
 from unlearn_cli.workflows.targets import Target, default_target
 
 
@@ -83,6 +83,7 @@ def run_experiment(exp: Experiment, device: torch.device, progress: Progress | N
     rows.sort(key=lambda r: order.index(r["label"]))
     mark_best(rows)
     mark_misses(rows)
+    floor = mark_floor(rows)
     return {
         "experiment": exp.name,
         "dataset": exp.dataset.describe(),
@@ -94,6 +95,8 @@ def run_experiment(exp: Experiment, device: torch.device, progress: Progress | N
         "reused": runner.reused,
         "computed": runner.made,
         "wall_seconds": round(time.perf_counter() - start, 1),
+        "relearn_steps": exp.evaluate.get("relearn_steps"),
+        "floor": floor,  # RETRAIN's seed-to-seed spread of each column
         "rows": rows,
     }
 

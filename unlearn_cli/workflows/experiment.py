@@ -45,7 +45,7 @@ JUDGE_KEYS = {
     "arch": str,
 }
 FORGET_KEYS = {"requests": list, "manifest": str}
-EVALUATE_KEYS = {"samples": int, "seed": int, "batch_size": int}
+EVALUATE_KEYS = {"samples": int, "seed": int, "batch_size": int, "relearn_steps": int}
 METHOD_KEYS = {"method": str, "label": str, **option_types()}  # and every method option
 
 

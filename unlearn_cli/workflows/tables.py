@@ -5,6 +5,7 @@ and the best unlearning method of each ranked column.
 from __future__ import annotations
 
 import math
+from itertools import combinations
 from typing import Any
 
 # Columns: key in an evaluate() result, header, direction: +1 higher is better, -1 lower,
@@ -14,6 +15,10 @@ RETRAIN = "retrain"
 COLUMNS = (  # grouped: privacy, then utility, then cost
     ("privacy.fratio", "fratio", -1),
     ("privacy.mia_auc", "MIA AUC", 0),  # 0.5 is ideal
+    # after the few-shot relearning attack, when an experiment asks for it (relearn_steps)
+    ("privacy.relearn_fratio_fewshot", "relearned", -1),
+    ("privacy.relearn_mia_auc_fewshot", "relearned MIA", 0),
+    ("privacy.relearn_fratio_benign", "benign relearned", -1),
     ("utility.is", "IS", RETRAIN),
     ("utility.fid", "FID", -1),
     ("utility.precision", "precision", +1),
@@ -25,11 +30,20 @@ COLUMNS = (  # grouped: privacy, then utility, then cost
     ("cost.seconds", "time (s)", -1),
     ("cost.percent_of_retrain", "time (%)", -1),
 )
+# The columns a second retraining can be held against: what the model is as handed over (not
+# its cost, nor FID vs RETRAIN, which RETRAIN's own row measures against itself).
+FLOORED = tuple(
+    dotted
+    for dotted, _, _ in COLUMNS
+    if not dotted.startswith("cost.") and dotted != "utility.fid_reference"
+)
 # The columns that decide whether a method forgot like retraining (the bar of `evaluate
 # --like-reference`) and what it cost: a compare table's default; --wide shows every column.
 DECIDING = (
     "privacy.fratio",
     "privacy.mia_auc",
+    "privacy.relearn_fratio_fewshot",
+    "privacy.relearn_mia_auc_fewshot",
     "utility.fid",
     "utility.precision",
     "utility.retain_elbo",
@@ -105,3 +119,31 @@ def mark_misses(rows: list[dict]) -> None:
         seconds, percent = row["cells"]["cost.seconds"], row["cells"]["cost.percent_of_retrain"]
         if seconds is not None and percent is not None:
             percent["miss"] = seconds["miss"]
+
+
+def mark_floor(rows: list[dict]) -> dict[str, float]:
+    """Retraining's own noise as the yardstick. The floor of a column is the mean difference
+    between two RETRAIN seeds' values (every pair); each unlearning row's cell gets
+    `within_floor`: its mean distance to the same seed's RETRAIN is no more than the floor, as
+    close to retraining as another retraining is. Returns {column: floor}; empty with fewer
+    than two seeds."""
+    retrain = next((r for r in rows if r["label"] == "RETRAIN"), None)
+    if retrain is None:
+        return {}
+    floor = {}
+    for dotted in FLOORED:
+        ref = retrain["cells"].get(dotted)  # a report of an older version may lack a column
+        if ref is None or len(ref["values"]) < 2:
+            continue
+        pairs = list(combinations(ref["values"], 2))
+        floor[dotted] = sum(abs(a - b) for a, b in pairs) / len(pairs)
+    for row in rows:
+        if row["label"] in ("BEFORE", "RETRAIN"):
+            continue
+        for dotted, limit in floor.items():
+            cell, refs = row["cells"].get(dotted), retrain["cells"][dotted]["values"]
+            if cell is None or len(cell["values"]) != len(refs):
+                continue
+            distance = sum(abs(v - r) for v, r in zip(cell["values"], refs)) / len(refs)
+            cell["within_floor"] = distance <= limit
+    return floor
