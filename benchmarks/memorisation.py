@@ -18,7 +18,9 @@ membership-inference attacks tell them from held-out test images. The script the
    (the AUC of the forgotten samples' z-scores against never-seen test images', and the share
    of forgotten samples an attacker can still tell apart from never-seen ones:
    `unlearn_cli.metrics.ulira`), retain -ELBO, FID and precision (a judge trained on all of
-   MNIST), and prints one Markdown table; the JSON reports land in --out.
+   MNIST), with --relearn-steps N also the MIA AUC after the relearning attack (N steps on 64
+   forgotten samples, and on retained ones), and prints one Markdown table; the JSON reports
+   land in --out.
 
 Each reference is one more retraining; U-LiRA needs --references 8 at least.
 
@@ -65,7 +67,7 @@ COLUMNS = [
     ("privacy", "ulira_auc", "U-LiRA AUC"),
     ("privacy", "ulira_told_apart", "told apart"),
     ("privacy", "relearn_mia_auc_fewshot", "relearned MIA AUC"),  # with --relearn-steps
-    ("privacy", "relearn_mia_auc_benign", "benign relearned"),
+    ("privacy", "relearn_mia_auc_benign", "benign relearned MIA AUC"),
     ("utility", "retain_elbo", "retain -ELBO"),
     ("utility", "fid", "FID"),
     ("utility", "precision", "precision"),

@@ -215,7 +215,7 @@ def test_memorisation_reports_the_original_the_forgotten_and_the_retrained_model
     assert "--references 7: U-LiRA fits each sample's null from 8" in capsys.readouterr().err
     assert not out.exists()
     script["main"](list(map(str, [*args, "--relearn-steps", 2])))
-    assert "| relearned MIA AUC | benign relearned |" in capsys.readouterr().out
+    assert "| relearned MIA AUC | benign relearned MIA AUC |" in capsys.readouterr().out
     for name in ("original", "redirect", "retrain"):
         report = json.loads((out / f"{name}.json").read_text())
         for key in ("relearn_mia_auc_fewshot", "relearn_mia_auc_benign"):

@@ -326,7 +326,7 @@ def test_an_experiment_that_asks_for_the_relearning_attack_gets_its_columns(
 def test_the_floor_is_how_far_two_retrainings_differ():
     """The floor of a column is RETRAIN's mean seed-to-seed difference; a row no further from
     the same seed's RETRAIN than that is marked as close as another retraining."""
-    from unlearn_cli.cli.compare import markdown
+    from unlearn_cli.cli.compare import csv_text, markdown
     from unlearn_cli.workflows.tables import mark_floor
 
     retrain = bar_row("RETRAIN", (0.10, 5.0, 100.0, None), (0.14, 7.0, 200.0, None))
@@ -347,7 +347,11 @@ def test_the_floor_is_how_far_two_retrainings_differ():
     text = markdown({"rows": rows, "floor": floor})
     assert "| near | 0.120 (0.000) ≈ | 6.000 (0.707) ≈ |" in text
     assert "| floor (RETRAIN seed to seed) | 0.040 | 2.000 | - | - |" in text
-    assert "≈: as close to RETRAIN as another retraining" in text
+    assert "- ≈ (in a cell): as close to RETRAIN as another retraining" in text
+    lines = csv_text({"rows": rows, "floor": floor}).splitlines()
+    assert "near,privacy.fratio,0.12,0.0,2,0.12 0.12,≈" in lines
+    assert "far,utility.fid,10.0,1.4142135623730951,2,9.0 11.0," in lines
+    assert "floor (RETRAIN seed to seed),utility.fid,2.0,0.0,1,2.0," in lines
 
 
 def test_one_seed_has_no_floor():

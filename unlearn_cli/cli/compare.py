@@ -40,6 +40,7 @@ FORMATS = {  # digits after the point, per column
     "privacy.relearn_fratio_fewshot": 3,
     "privacy.relearn_mia_auc_fewshot": 3,
     "privacy.relearn_fratio_benign": 3,
+    "privacy.relearn_mia_auc_benign": 3,
 }
 GROUPS = {"privacy": "PRIVACY", "utility": "UTILITY", "cost": "COST"}
 ARROWS = {-1: " ↓", 1: " ↑", 0: "", "retrain": " ≈R"}  # ≈R: closest to RETRAIN's is best
@@ -59,6 +60,11 @@ def number(value: float, digits: int) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
+def marks(cell: dict) -> list[str]:
+    """✗ for a miss of the bar, ≈ within the floor (reports before them have neither key)."""
+    return [mark for mark, key in (("✗", "miss"), ("≈", "within_floor")) if cell.get(key)]
+
+
 def cell_text(cell: dict | None, dotted: str) -> str:
     if cell is None:
         return "-"
@@ -66,8 +72,7 @@ def cell_text(cell: dict | None, dotted: str) -> str:
     text = number(cell["mean"], digits)
     if len(cell["values"]) > 1:
         text += f" ({number(cell['std'], digits)})"
-    marks = ("✗" if cell.get("miss") else "") + ("≈" if cell.get("within_floor") else "")
-    return f"{text} {marks}" if marks else text  # reports before misses have no key
+    return " ".join([text, *marks(cell)])
 
 
 def floor_row(report: dict) -> dict | None:
@@ -94,12 +99,15 @@ def used_columns(report: dict, wide: bool = True) -> list[tuple]:
     return [
         c
         for c in COLUMNS
-        if (wide or c[0] in DECIDING) and any(r["cells"][c[0]] is not None for r in report["rows"])
+        if (wide or c[0] in DECIDING)
+        and any(r["cells"].get(c[0]) is not None for r in report["rows"])
     ]
 
 
 def caption(report: dict, wide: bool) -> str:
     """What the table's marks mean, one short line each."""
+    from unlearn_cli.workflows.relearn import FEW_SHOT
+
     lines = [
         "mean (std) over seeds; bold: best unlearning method per column (≈R: closest to "
         "RETRAIN's); RETRAIN is the reference"
@@ -108,14 +116,14 @@ def caption(report: dict, wide: bool) -> str:
         lines.append(f"✗: {MISS}")
     if report.get("floor"):
         lines.append(
-            "≈: as close to RETRAIN as another retraining (mean distance to the same seed's "
-            "RETRAIN within the floor row)"
+            "≈ (in a cell): as close to RETRAIN as another retraining (mean distance to the "
+            "same seed's RETRAIN within the floor row)"
         )
     if report.get("relearn_steps"):
         lines.append(
             f"relearned: fratio (samples: MIA AUC) after {report['relearn_steps']} steps of "
-            "fine-tuning on 64 forgotten images; benign: on retained ones; RETRAIN's row: the "
-            "same attack on retraining"
+            f"fine-tuning on {FEW_SHOT} forgotten images; benign: on retained ones; RETRAIN's "
+            "row: the same attack on retraining"
         )
     hidden = [c[1] for c in used_columns(report) if c not in used_columns(report, wide)]
     if hidden:
@@ -186,17 +194,18 @@ def markdown(report: dict) -> str:
         lines.append("| " + " | ".join([row["title"], *cells]) + " |")
     notes = caption(report, wide=True).splitlines()[1:]  # what the marks mean
     if notes:
-        lines += ["", *notes]
+        lines += ["", *(f"- {note}" for note in notes)]
     return "\n".join(lines) + "\n"
 
 
 def csv_text(report: dict) -> str:
+    """One line per row and metric, the floor row's included; `mark` is the cell's marks."""
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["row", "metric", "mean", "std", "n", "values"])
-    for row in report["rows"]:
+    writer.writerow(["row", "metric", "mean", "std", "n", "values", "mark"])
+    for row in shown_rows(report):
         for dotted, _, _ in used_columns(report):
-            cell = row["cells"][dotted]
+            cell = row["cells"].get(dotted)
             if cell is not None:
                 writer.writerow(
                     [
@@ -206,6 +215,7 @@ def csv_text(report: dict) -> str:
                         cell["std"],
                         len(cell["values"]),
                         " ".join(map(str, cell["values"])),
+                        " ".join(marks(cell)),
                     ]
                 )
     return buf.getvalue()

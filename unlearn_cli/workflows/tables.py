@@ -19,6 +19,7 @@ COLUMNS = (  # grouped: privacy, then utility, then cost
     ("privacy.relearn_fratio_fewshot", "relearned", -1),
     ("privacy.relearn_mia_auc_fewshot", "relearned MIA", 0),
     ("privacy.relearn_fratio_benign", "benign relearned", -1),
+    ("privacy.relearn_mia_auc_benign", "benign relearned MIA", 0),
     ("utility.is", "IS", RETRAIN),
     ("utility.fid", "FID", -1),
     ("utility.precision", "precision", +1),
@@ -38,7 +39,8 @@ FLOORED = tuple(
     if not dotted.startswith("cost.") and dotted != "utility.fid_reference"
 )
 # The columns that decide whether a method forgot like retraining (the bar of `evaluate
-# --like-reference`) and what it cost: a compare table's default; --wide shows every column.
+# --like-reference`, and the few-shot relearning attack where an experiment runs it) and what it
+# cost: a compare table's default; --wide shows every column.
 DECIDING = (
     "privacy.fratio",
     "privacy.mia_auc",
