@@ -167,3 +167,23 @@ def test_the_conv_vae_refuses_a_side_it_cannot_halve(grey):
 
     with pytest.raises(UsageError, match="multiple of 16"):
         vae_config(spec_of(grey, image_size=20), arch="conv")
+
+
+def test_class_folders_named_by_numbers_are_named_as_typed(tmp_path):
+    """`--class 12` and `--class 07` name the folders 12 and 07 (no digit range, no lost zero);
+    a class the folder lacks is refused with its classes."""
+    from unlearn_cli.cli.selectors import flag_requests
+    from unlearn_cli.data.requests import resolve_all
+    from unlearn_cli.workflows.targets import parse_target
+
+    root = make_folder(tmp_path / "n", per_class=3, test_per_class=0, classes=("07", "12", "cat"))
+    spec = spec_of(root)
+    data = load_split(spec)
+    requests = flag_requests(["12", "07"], [], None, None)
+    found = resolve_all(requests, data, spec)
+    for request, name in zip(requests, ("12", "07")):
+        members = data.labels[:, data.class_index(name)].bool()
+        assert found[request.id].tolist() == sorted(data.ids[members].tolist())
+    assert parse_target("class:07,12").values == ("07", 12)
+    with pytest.raises(DataError, match="unknown class '7'.*the classes: 07, 12, cat"):
+        resolve_all(flag_requests(["7"], [], None, None), data, spec)

@@ -12,7 +12,7 @@ HUGE = str(10**30)
     ("args", "message"),
     [
         (("--indices", HUGE), "past the largest index, 9223372036854775807"),
-        (("--class", "12"), "from 0 to 9"),
+        (("--class", "12"), "class 12 is not one the model was trained on (its classes: 1,3,8)"),
         (("--class", "1", "--seed", HUGE), "from 0 to 4294967295"),
         (("--class", "1", "--seed", "-1"), "from 0 to 4294967295"),
         (("--class", "1", "--epochs", HUGE), "at most 2147483647"),
@@ -30,14 +30,22 @@ def test_forget_refuses_numbers_out_of_range(cli, tiny_vae, tmp_path, args, mess
 
 @pytest.mark.parametrize(
     "entry",
-    [f"indices: [{HUGE}]", f"class: {HUGE}", "class: 10", "indices: [-1]", "indices: [1.5]"],
+    [
+        (f"indices: [{HUGE}]", "from 0 to"),  # the allowed range, in the one line
+        ("indices: [-1]", "from 0 to"),
+        ("indices: [1.5]", "from 0 to"),
+        (f"class: {HUGE}", "its classes: 1,3,8"),  # a class is checked against the model's
+        ("class: 10", "its classes: 1,3,8"),
+        ("class: -1", "neither a digit nor a class name"),
+    ],
 )
 def test_a_manifest_number_out_of_range_is_a_refusal(cli, tiny_vae, tmp_path, entry):
+    entry, message = entry
     manifest = tmp_path / "r.yaml"
     manifest.write_text(f"requests:\n  - id: a\n    {entry}\n")
     result = cli("forget", tiny_vae, "--manifest", manifest, "--dry-run")
     assert result.exit_code == 2, result.stderr
-    assert "from 0 to" in result.stderr  # the allowed range, in the one line
+    assert message in result.stderr and result.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize(

@@ -28,10 +28,10 @@ def flag_requests(
 ) -> list[Request]:
     """Requests from the selector flags; their ids are stable, so a rerun is a no-op. A class
     is a digit (MNIST, or a class folder named by one) or a class folder's name."""
-    from unlearn_cli.data.requests import MAX_INDEX, RANGES, Request, read_indices_file
+    from unlearn_cli.data.requests import MAX_INDEX, Request, class_value, read_indices_file
     from unlearn_cli.errors import UsageError
 
-    named = [int(c) if c.isdigit() else c for c in classes]
+    named = [class_value(c) for c in classes]
     requests = [Request(f"cli-class-{c}", "class", (c,)) for c in named]
     requests += [Request(f"cli-attribute-{a}", "attribute", (a,)) for a in attributes]
     picked = []
@@ -42,8 +42,6 @@ def flag_requests(
     for bad in (p for p in picked if p.startswith("-")):
         raise UsageError(f"--indices: {bad} is negative; indices start at 0")
     numbers = [int(p) for p in picked if p.isdigit()]
-    for c in (c for c in named if isinstance(c, int) and c > RANGES["class"]):
-        raise UsageError(f"--class {c}: use a digit from 0 to {RANGES['class']} or a class name")
     for n in (n for n in numbers if n > MAX_INDEX):
         raise UsageError(f"--indices: {n} is past the largest index, {MAX_INDEX}")
     files = [p for p in picked if not p.isdigit()]

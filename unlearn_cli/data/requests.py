@@ -29,7 +29,7 @@ from unlearn_cli.errors import DataError
 
 SELECTORS = ("class", "attribute", "indices", "files")
 MAX_INDEX = 2**63 - 1  # identities are 64-bit integers
-RANGES = {"class": 9, "indices": MAX_INDEX}  # the largest value of each numeric selector
+RANGES = {"indices": MAX_INDEX}  # the largest value of each numeric selector
 OPTIONAL = ("received", "note")
 
 
@@ -73,16 +73,12 @@ def _values(selector: str, raw, where: str, problems: list[str]) -> tuple:
     if not items:
         problems.append(f"{where}.{selector}: empty; name at least one")
         return ()
-    if selector == "class":  # an MNIST digit or a class folder's name
-        top = RANGES["class"]
-        bad = [
-            v for v in items if not (is_int(v) and 0 <= v <= top) and not (isinstance(v, str) and v)
-        ]
+    if selector == "class":  # an MNIST digit or a class folder's name (checked on resolving)
+        bad = [v for v in items if not (is_int(v) and v >= 0) and not (isinstance(v, str) and v)]
         if bad:
             shown = repr(bad[0]) if len(repr(bad[0])) <= 40 else f"{repr(bad[0])[:37]}..."
             problems.append(
-                f"{where}.class: {shown} is neither a digit from 0 to {top} nor a class name "
-                f"({type_name(bad[0])})"
+                f"{where}.class: {shown} is neither a digit nor a class name ({type_name(bad[0])})"
             )
             return ()
         return tuple(items)
@@ -236,6 +232,12 @@ def resolve(request: Request, data, spec: DatasetSpec, missing_ok: bool = False)
             f"training set ({spec.describe()}, {len(data)} samples)"
         )
     return wanted
+
+
+def class_value(text: str) -> int | str:
+    """A class as typed: a number written plainly ("7", "12") is a digit or a class folder of
+    that name; anything else ("07", "cat") a name, so a folder's own spelling still matches."""
+    return int(text) if text.isdigit() and str(int(text)) == text else text
 
 
 def _resolve_class(request: Request, data, spec: DatasetSpec) -> torch.Tensor:

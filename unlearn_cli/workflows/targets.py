@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from unlearn_cli.data.requests import Request
+from unlearn_cli.data.requests import Request, class_value
 from unlearn_cli.data.spec import DatasetSpec
 from unlearn_cli.engine.checkpoint import Checkpoint
 from unlearn_cli.errors import UsageError, suggest
@@ -44,7 +44,7 @@ def parse_target(text: str, setting: str = "target") -> Target:
     if kind == "samples" and not sep:
         return Target("samples")
     if kind == "class" and items:  # digits stay digits (MNIST); a folder's classes match by name
-        names = {int(p) if p.isdigit() else p for p in items}
+        names = {class_value(p) for p in items}
         return Target("class", tuple(sorted(names, key=str)))
     if kind in ("attr", "attribute") and items:
         return Target("attribute", tuple(dict.fromkeys(items)))
