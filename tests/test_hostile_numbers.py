@@ -67,9 +67,24 @@ def test_evaluate_refuses_numbers_out_of_range(cli, tiny_vae, args, message):
         (("--seed", HUGE), "from 0 to 4294967295"),
         (("--epochs", HUGE), "at most 2147483647"),
         (("--lr", "inf"), "finite number"),
+        (("--latent-dim", "0"), "--latent-dim must be from 1 to 16384, got 0"),
+        (("--latent-dim", HUGE), "--latent-dim must be from 1 to 16384"),
+        (("--widths", f"64,{HUGE}"), "--widths: give layer widths from 1 to 16384"),
     ],
 )
 def test_train_refuses_numbers_out_of_range(cli, tmp_path, args, message):
     result = cli("train", "--limit", "10", *args, "--out", tmp_path / "t.safetensors")
     assert result.exit_code == 2 and message in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("size", [-3, 4, 2048, 10**30])
+def test_an_image_size_out_of_range_is_refused(cli, tmp_path, size):
+    from folder_fixture import make_folder
+
+    root = make_folder(tmp_path / "d", per_class=2, test_per_class=0)
+    out = tmp_path / "t.safetensors"
+    result = cli("train", "--dataset", "folder", "--data-dir", root, "--image-size", size,
+                 "--out", out)  # fmt: skip
+    assert result.exit_code == 2 and "must be from 8 to 1024" in result.stderr
+    assert result.stderr.count("\n") == 1 and not out.exists()

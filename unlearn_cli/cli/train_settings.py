@@ -31,6 +31,8 @@ TRAIN_KEYS: dict[str, type | tuple[type, ...]] = {
     "widths": (list, str, int),
 }
 ARCHS = {"vae": ("mlp", "conv"), "judge": ("allcnn", "resnet18")}
+# wider than any VAE or judge of images this size needs; past it memory runs out, not training
+MAX_WIDTH = 16384
 
 
 def settings_of(config: Path | None, flags: dict) -> dict:
@@ -87,10 +89,13 @@ def model_options(s: dict, kind: str) -> dict:
         raise UsageError(f"--arch {arch!r}: a {kind} is one of {', '.join(ARCHS[kind])}")
     if isinstance(widths, (str, int)):
         widths = parse_int_list(str(widths), "--widths")
-    if widths is not None and (not widths or min(widths) < 1):
-        raise UsageError("--widths: give positive layer widths, e.g. 32,64,128,256")
+    if widths is not None and (not widths or not 1 <= min(widths) <= max(widths) <= MAX_WIDTH):
+        raise UsageError(f"--widths: give layer widths from 1 to {MAX_WIDTH}, e.g. 32,64,128,256")
+    latent_dim = s.get("latent_dim")
+    if latent_dim is not None and not 1 <= latent_dim <= MAX_WIDTH:
+        raise UsageError(f"--latent-dim must be from 1 to {MAX_WIDTH}, got {latent_dim}")
     if kind == "vae":
-        return dict(arch=arch, latent_dim=s.get("latent_dim"), hidden=widths)
+        return dict(arch=arch, latent_dim=latent_dim, hidden=widths)
     return dict(arch=arch, width=widths[0] if widths else None)
 
 

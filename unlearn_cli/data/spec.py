@@ -15,6 +15,11 @@ DATASETS = ("mnist", "celeba", "folder")
 SIZES = {"mnist": (28, 1), "celeba": (64, 3)}  # (image size, channels) unless told otherwise
 
 
+# the smallest side a generator of this tool halves to a latent, and the largest it holds in
+# memory by the thousand (resize larger images first)
+MIN_SIDE, MAX_SIDE = 8, 1024
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """A dataset, its subset and its preprocessing; travels in checkpoint metadata."""
@@ -44,8 +49,10 @@ class DatasetSpec:
         size, channels = SIZES.get(self.name, (self.image_size, self.channels))
         if self.name == "mnist" and self.image_size not in (0, size):
             raise DataError(f"MNIST images are 28x28, not {self.image_size}", "image_size")
-        if self.image_size < 0 or (self.image_size and self.image_size < 8):
-            raise DataError(f"must be at least 8, got {self.image_size}", "image_size")
+        if self.image_size and not MIN_SIDE <= self.image_size <= MAX_SIDE:
+            raise DataError(
+                f"must be from {MIN_SIDE} to {MAX_SIDE}, got {self.image_size}", "image_size"
+            )
         object.__setattr__(self, "image_size", self.image_size or size)
         object.__setattr__(self, "channels", self.channels or channels)
         transforms = {
