@@ -62,3 +62,28 @@ def test_a_receipt_cut_short_by_a_full_disk_leaves_the_ledger_as_it_was(tmp_path
     with pytest.raises(ResourceError, match="L.jsonl"):
         append_receipts(ledger, [{"request_id": "b" * 1000}])
     assert ledger.read_bytes() == before
+
+
+@pytest.mark.parametrize("in_place", [True, False])
+def test_a_ledger_that_cannot_be_written_leaves_no_unrecorded_checkpoint(
+    cli, tiny_vae, tmp_path, monkeypatch, in_place
+):
+    """The checkpoint is written first (no receipt names a missing file); when the ledger then
+    cannot be written, the output is put back: --in-place keeps its parent, a new --out is gone."""
+    from unlearn_cli.workflows import forget as forget_module
+
+    model, ledger = tmp_path / "m.safetensors", tmp_path / "L.jsonl"
+    shutil.copy(tiny_vae, model)
+    before = model.read_bytes()
+
+    def full(path, receipts):
+        raise ResourceError(f"cannot write {path}: No space left on device; nothing written")
+
+    monkeypatch.setattr(forget_module, "append_receipts", full)
+    where = ["--in-place"] if in_place else ["--out", tmp_path / "out.safetensors"]
+    result = cli("forget", model, "--class", "1", "--method", "ascent", *where,
+                 "--ledger", ledger)  # fmt: skip
+    assert result.exit_code == EXIT_FAILURE and result.stderr.count("\n") == 1
+    assert "L.jsonl" in result.stderr
+    left = sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".lock")  # the ledger's lock
+    assert model.read_bytes() == before and left == ["m.safetensors"]

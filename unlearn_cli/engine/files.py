@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,32 @@ def _remove_stale_temps(path: Path) -> None:
         pid = tmp.name[len(prefix) : -len(TMP_SUFFIX)]
         if pid.isdigit() and not _running(int(pid)):
             tmp.unlink(missing_ok=True)
+
+
+def keep_aside(path: Path) -> Path | None:
+    """A copy of `path` as it is now (a hard link where the filesystem has them), named as a
+    temp file so that one a killed process left behind is removed by the next; None when there
+    is no such file. `put_back` restores it, an unlink discards it."""
+    if not path.is_file():
+        return None
+    kept = path.with_name(f"{path.name}.before")
+    _remove_stale_temps(kept)
+    copy = path.parent / f"{_temp_prefix(kept)}{os.getpid()}{TMP_SUFFIX}"
+    copy.unlink(missing_ok=True)
+    try:
+        os.link(path, copy)
+    except OSError:  # a filesystem without hard links
+        shutil.copy2(path, copy)
+    return copy
+
+
+def put_back(copy: Path | None, path: Path) -> None:
+    """Undo a write of `path`: the file `keep_aside` kept, or none if there was none."""
+    if copy is None:
+        path.unlink(missing_ok=True)
+    else:
+        os.replace(copy, path)
+    _fsync_dir(path.parent)
 
 
 def _running(pid: int) -> bool:

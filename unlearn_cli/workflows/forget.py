@@ -23,7 +23,13 @@ from unlearn_cli.data.requests import (
 )
 from unlearn_cli.data.spec import folder_changes, load_split
 from unlearn_cli.engine.checkpoint import Checkpoint, first_not_finite, save_checkpoint
-from unlearn_cli.engine.files import file_sha256, recorded_seconds, timestamp
+from unlearn_cli.engine.files import (
+    file_sha256,
+    keep_aside,
+    put_back,
+    recorded_seconds,
+    timestamp,
+)
 from unlearn_cli.engine.memory import peak, reset_peak
 from unlearn_cli.engine.progress import NullProgress, Progress
 from unlearn_cli.engine.train import start_clock, sync
@@ -317,16 +323,28 @@ def save_forget(
 ) -> str:
     """Write the child checkpoint and, with a ledger, one receipt per request; returns the
     child's sha256. Both happen under the ledger's lock, so concurrent forgets never interleave
-    receipts. With `overwrite=False`, an `out` that another process wrote meanwhile is an
+    receipts. The checkpoint comes first, so no receipt ever names a file that is not there;
+    when the ledger then cannot be written, `out` is put back as it was (with --in-place, the
+    parent). With `overwrite=False`, an `out` that another process wrote meanwhile is an
     OutputError and nothing is written. Under torchrun rank 0 writes both, and every rank
     returns its sha256."""
     if distributed.is_main():
         with ledger_lock(ledger):
             replaced = file_sha256(out) if out.is_file() else None  # --in-place: the parent
-            save_checkpoint(child, out, overwrite=overwrite)
-            child.sha256 = file_sha256(out)
-            if ledger is not None:
-                append_receipts(ledger, receipts(child, parent, plan, out, replaced))
+            kept = keep_aside(out) if ledger is not None else None
+            try:
+                save_checkpoint(child, out, overwrite=overwrite)
+                child.sha256 = file_sha256(out)
+                if ledger is not None:
+                    try:
+                        append_receipts(ledger, receipts(child, parent, plan, out, replaced))
+                    except BaseException:
+                        copy, kept = kept, None  # a failed put_back leaves the copy on disk
+                        put_back(copy, out)
+                        raise
+            finally:
+                if kept is not None:
+                    kept.unlink(missing_ok=True)
     child.sha256 = distributed.broadcast(child.sha256)
     return child.sha256
 
