@@ -320,7 +320,7 @@ def test_an_experiment_that_asks_for_the_relearning_attack_gets_its_columns(
     assert "privacy.relearn_fratio_fewshot" in report["floor"]
     result = cli("compare", path)
     assert "relearned" in result.stdout and "after 5 steps of fine-tuning" in result.stdout
-    assert "floor (RETRAIN seed to seed)" in result.stdout
+    assert "floor (seed to seed)" in result.stdout
 
 
 def test_the_floor_is_how_far_two_retrainings_differ():
@@ -346,12 +346,12 @@ def test_the_floor_is_how_far_two_retrainings_differ():
     assert "within_floor" not in near["cells"]["cost.seconds"]  # a cost has no floor
     text = markdown({"rows": rows, "floor": floor})
     assert "| near | 0.120 (0.000) ≈ | 6.000 (0.707) ≈ |" in text
-    assert "| floor (RETRAIN seed to seed) | 0.040 | 2.000 | - | - |" in text
-    assert "- ≈ (in a cell): as close to RETRAIN as another retraining" in text
+    assert "| floor (seed to seed) | 0.040 | 2.000 | - | - |" in text
+    assert "- floor: how far RETRAIN's seeds differ; ≈ (in a cell): as close to RETRAIN" in text
     lines = csv_text({"rows": rows, "floor": floor}).splitlines()
     assert "near,privacy.fratio,0.12,0.0,2,0.12 0.12,≈" in lines
     assert "far,utility.fid,10.0,1.4142135623730951,2,9.0 11.0," in lines
-    assert "floor (RETRAIN seed to seed),utility.fid,2.0,0.0,1,2.0," in lines
+    assert "floor (seed to seed),utility.fid,2.0,0.0,1,2.0," in lines
 
 
 def test_one_seed_has_no_floor():

@@ -84,7 +84,7 @@ def floor_row(report: dict) -> dict | None:
         dotted: {"mean": value, "std": 0.0, "values": [value], "best": False}
         for dotted, value in floor.items()
     }
-    return {"label": FLOOR, "title": "floor (RETRAIN seed to seed)", "cells": cells}
+    return {"label": FLOOR, "title": "floor (seed to seed)", "cells": cells}
 
 
 def shown_rows(report: dict) -> list[dict]:
@@ -116,8 +116,8 @@ def caption(report: dict, wide: bool) -> str:
         lines.append(f"✗: {MISS}")
     if report.get("floor"):
         lines.append(
-            "≈ (in a cell): as close to RETRAIN as another retraining (mean distance to the "
-            "same seed's RETRAIN within the floor row)"
+            "floor: how far RETRAIN's seeds differ; ≈ (in a cell): as close to RETRAIN as "
+            "another retraining (mean distance to the same seed's RETRAIN within the floor)"
         )
     if report.get("relearn_steps"):
         lines.append(
@@ -135,12 +135,10 @@ def caption(report: dict, wide: bool) -> str:
     return "\n".join(lines)
 
 
-def rich_table(report: dict, columns: list[tuple]) -> Table:
+def rich_table(report: dict, columns: list[tuple], titled: bool = True) -> Table:
     title = report["experiment"] or "comparison"
-    table = Table(
-        title=shown(f"{title}: {report.get('dataset') or ''} forget {report['target'] or ''}"),
-        title_justify="left",
-    )
+    title = f"{title}: {report.get('dataset') or ''} forget {report['target'] or ''}"
+    table = Table(title=shown(title) if titled else None, title_justify="left")
     # the one column that wraps when the terminal is narrow, a word a line at the least
     table.add_column("", min_width=longest_word(report))
     for _, header, direction in columns:
@@ -178,7 +176,8 @@ def tables_that_fit(report: dict, wide: bool, width: int) -> list[Table]:
             used = 1 + longest_word(report) + edge
         parts[-1].append(column)
         used += needs(column)
-    return [rich_table(report, columns) for columns in parts]
+    # the title once, above the first: a narrow later table would wrap it
+    return [rich_table(report, columns, titled=i == 0) for i, columns in enumerate(parts)]
 
 
 def markdown(report: dict) -> str:
