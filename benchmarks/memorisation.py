@@ -7,8 +7,8 @@ The MNIST VAE of the paper's recipe, trained long (--epochs) on a small training
 membership-inference attacks tell them from held-out test images. The script then
 
 1. picks --forget random training samples (seeded) as one deletion request,
-2. forgets them with `unlearn forget`'s default method (or --methods), and retrains without them
-   (the reference),
+2. forgets them with `unlearn forget`'s default method (or --methods, each with its settings:
+   `redirect:params=all,match_steps=400`), and retrains without them (the reference),
 3. trains --shadows shadow VAEs the same way on disjoint training images that hold neither the
    forgotten samples nor the test split (the calibrated attack's models that never saw them),
 4. retrains --references more models without the forgotten samples, each with its own seed
@@ -98,7 +98,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument(
-        "--methods", nargs="+", default=["redirect"], help="forget methods (default: the default)"
+        "--methods",
+        nargs="+",
+        default=["redirect"],
+        help="forget methods (default: the default), each with settings if any: "
+        "redirect:params=all,match_steps=400",
     )
     p.add_argument("--judge", type=Path, help="a ten-digit judge to reuse (default: train one)")
     args = p.parse_args(argv)
@@ -136,7 +140,10 @@ def main(argv: list[str] | None = None) -> None:
         name = name or ("retrain" if method == "retrain" else f"forget-{method}")
         return saved(f"{name}-{k}", lambda: run_forget(original, plan, algo, cfg, device))
 
-    unlearned = {m: forgotten(m) for m in args.methods}
+    unlearned = {}
+    for text in args.methods:
+        method, settings = method_settings(text)
+        unlearned[text] = forgotten(method, **settings)  # the key tells settings apart
     retrained = forgotten("retrain")
     references = [
         forgotten("retrain", f"reference-{k}", seed=args.seed + 1 + k)
@@ -169,9 +176,27 @@ def main(argv: list[str] | None = None) -> None:
             relearn_steps=args.relearn_steps,
         )
         result["privacy"].update(ulira_test(ckpt, null, device))
-        (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
+        file = name.replace(":", "-").replace(",", "-")
+        (args.out / f"{file}.json").write_text(json.dumps(result, indent=2))
         rows[name] = result
     print(table(rows, judge.metrics.get("test_accuracy")))
+
+
+def method_settings(text: str) -> tuple[str, dict]:
+    """'redirect:params=all,match_steps=400' -> ('redirect', {'params': 'all', ...}), each value
+    read as YAML reads it, and 5e-4 as a number (YAML 1.1 reads it as text)."""
+    import yaml
+
+    def value(v: str):
+        read = yaml.safe_load(v)
+        try:
+            return float(v) if isinstance(read, str) else read
+        except ValueError:
+            return read
+
+    method, _, rest = text.partition(":")
+    pairs = [item.partition("=") for item in rest.split(",") if item]
+    return method, {k: value(v) for k, _, v in pairs}
 
 
 def ten_digits(device):

@@ -313,3 +313,14 @@ def test_growth_times_each_request_and_reads_a_sample_of_a_class(tiny_vae, monke
         assert row["forget_seconds"] > 0 and row["retrain_seconds_estimate"] > 0
     one_class = rows[2]
     assert one_class["forget_images_read"] < one_class["forget_images"]
+
+
+def test_memorisation_reads_a_methods_settings_as_yaml_values():
+    script = runpy.run_path(str(CONFIGS / "memorisation.py"))
+    parse = script["method_settings"]
+    assert parse("redirect") == ("redirect", {})
+    assert parse("redirect:params=all,match_steps=400") == (
+        "redirect",
+        {"params": "all", "match_steps": 400},
+    )
+    assert parse("surgery:lr=5e-4") == ("surgery", {"lr": 5e-4})
