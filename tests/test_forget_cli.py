@@ -60,7 +60,7 @@ def test_forget_writes_a_child_with_lineage_and_leaves_the_input_alone(
     assert entry["forgotten_count"] == summary["forget_samples"]
     assert entry["method"] == "redirect" and entry["hyperparameters"]["lr"] == 1.5e-4
     assert entry["hyperparameters"]["retain_epochs"] == 0.1  # step 0: a tenth of a pass over D_r
-    assert entry["hyperparameters"]["match_steps"] == 200
+    assert entry["hyperparameters"]["match_steps"] == 1000
     assert entry["hyperparameters"]["npo_weight"] == 10.0  # the push away from D_f
     assert entry["parent_sha256"] == load_checkpoint(model).sha256
     assert entry["wall_seconds"] > 0 and len(entry["forgotten_sha256"]) == 64

@@ -62,6 +62,19 @@ def test_forgotten_loss_rises_to_the_heldout_level_and_no_further(trained):
     assert retain_after < retain_before + 0.2 * gap  # the retained data is kept
 
 
+def test_the_shortfall_left_after_the_steps_is_measured_and_tested_against_noise(trained):
+    model, forget, retain, heldout = setup(trained, heldout_shift=3)
+    _, enough = run(model, forget, retain, heldout)
+    _, few = run(model, forget, retain, heldout, steps=2)  # too few to raise them that far
+    assert (
+        enough["membership_reached"] and enough["membership_short"] < 0.3 * enough["membership_gap"]
+    )
+    assert not few["membership_reached"] and few["membership_short"] > 0.5 * few["membership_gap"]
+    _, capped = run(model, forget, retain, heldout, steps=5 * membership.CHECK_EVERY)
+    assert capped["membership_reached"]  # it stopped at the first test that found it there
+    assert capped["membership_steps"] == membership.CHECK_EVERY
+
+
 def test_nothing_to_do_when_the_samples_already_look_unseen(trained):
     model, forget, retain, _ = setup(trained, heldout_shift=0)
     # held-out data as well explained as the retained: no gap, and the model is the reference
@@ -141,3 +154,14 @@ def test_a_large_sample_request_is_honoured_on_the_samples_the_pass_never_read(
     # over all of D_f, and over the samples the pass never read alike, the forgotten loss rises
     # to the held-out level (the hinge bounds each batch's mean, so the level is a mean)
     assert rise.mean() > 0.6 * gap and rise[unread].mean() > 0.6 * gap
+
+
+def test_forget_warns_when_memorised_samples_are_left_short_and_only_then():
+    from unlearn_cli.cli.forget import membership_line
+
+    short = {"membership_steps": 200, "membership_short": 9.04, "membership_reached": False}
+    line = membership_line(short)
+    assert line is not None and "still explained 9.0 nats better" in line
+    assert "after 200 steps" in line and "--match-steps" in line
+    assert membership_line({**short, "membership_reached": True}) is None
+    assert membership_line({"membership_steps": 0}) is None  # a model that does not memorise

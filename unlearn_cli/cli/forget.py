@@ -95,6 +95,8 @@ def run_and_save(ckpt, plan: Plan, algo, cfg, dev, target: Path, ledger, overwri
             f"warning: {algo.name} {reason}: this forget looks like it did nothing (recorded "
             "as no_op in the lineage)"
         )
+    if line := membership_line(child.lineage[-1]["stats"]):
+        warn(line)
     drift = result["cumulative_retain_drift"]
     if drift > RETRAIN_DRIFT:
         warn(
@@ -105,6 +107,19 @@ def run_and_save(ckpt, plan: Plan, algo, cfg, dev, target: Path, ledger, overwri
     if back := came_back(result["recheck"]):
         warn(comeback_line(back))
     return result
+
+
+def membership_line(stats: dict) -> str | None:
+    """The one-line warning of memorised samples that step 3 left short of held-out data's
+    level (`membership.shortfall`), or None."""
+    if stats.get("membership_reached") is not False:
+        return None
+    return (
+        f"the forgotten samples are still explained {stats['membership_short']:.1f} nats "
+        f"better than held-out data after {stats['membership_steps']} steps, which a "
+        "membership attack can read: raise --match-steps, or retrain (`unlearn forget "
+        "--method retrain`) (recorded as membership_short in the lineage)"
+    )
 
 
 def comeback_line(back: list[dict]) -> str:

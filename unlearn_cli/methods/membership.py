@@ -9,16 +9,18 @@ a sample leaves it a held-out sample. So each forgotten sample x gets a target l
 
 measured on the model before forgetting, and the model descends the hinge max(0, mean tau(x) -
 mean L(x)) over each batch of forgotten samples (the mean, as one draw of a sample's loss is
-noisy) together with the retain loss, for a fixed number of steps: the forgotten samples' loss
-rises to where samples of their difficulty would sit had they never been trained on, stays
-there while the retain loss recovers, and is not pushed past it (gradient ascent's unbounded
-loss is what wrecks models). The step is skipped when the gap is too small for an attack to
-see on a request of this size, or the forgotten samples are not significantly below their
-targets (a forgotten class, once redirected). The first test is the loss-threshold attack's AUC
-(held-out against retained probes), which must clear chance by twice the standard error of an
-AUC measured on the request's n samples, combined with that of the probes' own AUC: a 20-epoch
-MNIST VAE's 1-to-2-nat gap gives AUC 0.51 to 0.52, below the bar on 50 samples (0.585) and on a
-class of 6,000 (0.523), while a memorising model's 53-nat gap gives 0.85.
+noisy) together with the retain loss, until a probe of them is no longer significantly below
+its targets (tested every CHECK_EVERY steps; a larger request needs more) or for `steps` at
+most: the forgotten samples' loss rises to where samples of their difficulty would sit had they
+never been trained on, stays there while the retain loss recovers, and is not pushed past it
+(gradient ascent's unbounded loss is what wrecks models). The step is skipped when the gap is
+too small for an attack to see on a request of this size, or the forgotten samples are not
+significantly below their targets (a forgotten class, once redirected). The first test is the
+loss-threshold attack's AUC (held-out against retained probes), which must clear chance by
+twice the standard error of an AUC measured on the request's n samples, combined with that of
+the probes' own AUC: a 20-epoch MNIST VAE's 1-to-2-nat gap gives AUC 0.51 to 0.52, below the
+bar on 50 samples (0.585) and on a class of 6,000 (0.523), while a memorising model's 53-nat
+gap gives 0.85.
 
 The held-out data is the dataset's test split; only its mean loss enters, one number.
 """
@@ -28,6 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from unlearn_cli import distributed
 from unlearn_cli.engine.train import make_loader, to_device
 from unlearn_cli.methods.steps import (
     endless,
@@ -40,6 +43,7 @@ from unlearn_cli.methods.steps import (
 
 PROBE = 2048  # held-out and retained samples whose mean loss sets the gap
 BATCH = 1000  # images per forward pass when measuring
+CHECK_EVERY = 200  # steps between tests of the shortfall: what a request of 50 samples needs
 
 
 @torch.no_grad()
@@ -85,10 +89,11 @@ def significant(mean: torch.Tensor, stderr: torch.Tensor) -> bool:
 def match(
     model, reference, params, opt, data, steps: int, cfg, device, generator, progress
 ) -> tuple[dict[str, float], torch.Tensor]:
-    """Up to `steps` steps of the hinge with the retain loss (module docstring), the targets
-    measured on `reference` (the model before forgetting); none when the forgotten samples
-    already sit past their targets on average. `data` is (forget, retain, heldout). Returns
-    what it measured, for the lineage, and the ids of the forgotten samples it read."""
+    """The hinge with the retain loss until the shortfall is gone, `steps` at most (module
+    docstring), the targets measured on `reference` (the model before forgetting); none when
+    the forgotten samples already sit past their targets on average. `data` is (forget, retain,
+    heldout). Returns what it measured, for the lineage, and the ids of the forgotten samples
+    it read."""
     forget, retain, heldout = data
     reference.eval()
     unseen = losses(reference, sample_of(heldout, PROBE, generator), device)
@@ -109,11 +114,16 @@ def match(
         return stats, probe.ids  # e.g. a redirected class: its samples left their old loss
     order = forget.ids.argsort()
     ids, tau = forget.ids[order], losses(reference, forget, device)[order] + gap
+
+    def tau_of(samples) -> torch.Tensor:
+        return tau[torch.searchsorted(ids, samples.ids)]
+
     model.train()
     forget_stream = endless(shuffled(forget, cfg.batch_size, device, generator, cfg.seed))
     retain_stream = endless(shuffled(retain, cfg.batch_size, device, generator, cfg.seed))
     progress.start("match membership", steps)
-    for _ in range(steps):
+    after: dict[str, float | bool] = {}
+    for step in range(1, steps + 1):
         x_f, _, batch_ids = to_device(next(forget_stream), device)
         x_r, _, _ = to_device(next(retain_stream), device)
         tau_f = tau[torch.searchsorted(ids, batch_ids)].to(device)
@@ -126,5 +136,24 @@ def match(
         set_grad(params, g_m + g_r)
         opt.step()
         progress.advance(1, f"below target {short.item():.1f} nats  retain {loss_r:.1f}")
+        if step % CHECK_EVERY == 0 or step == steps:
+            # rank 0 decides, so that every process stops at the same step
+            after = distributed.broadcast(shortfall(model, probe, tau_of(probe), device))
+            model.train()
+            if after["membership_reached"]:
+                break
     progress.done()
-    return {**stats, "membership_steps": steps}, forget.ids
+    return {**stats, "membership_steps": step, **after}, forget.ids
+
+
+def shortfall(model, probe, tau: torch.Tensor, device) -> dict[str, float | bool]:
+    """How far the probe of forgotten samples still sits below its targets after the steps, on
+    average (nats; 0 or less: reached), and whether that is beyond noise: a request too large
+    for `steps` leaves its samples explained better than held-out data, which an attack reads."""
+    model.eval()
+    short = tau - losses(model, probe, device)  # (N,)
+    mean, stderr = short.mean(), short.std() / len(short) ** 0.5
+    return {
+        "membership_short": round(mean.item(), 4),
+        "membership_reached": not significant(mean, stderr),
+    }

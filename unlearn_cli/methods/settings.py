@@ -89,8 +89,9 @@ class RedirectConfig(Settings):
         minimum=0,
     )
     match_steps: int = setting(
-        200,
-        "steps at most raising memorised samples' loss to held-out data's; 0 skips them",
+        1000,
+        "steps at most raising memorised samples' loss to held-out data's (it stops once "
+        "there); 0 skips them",
         minimum=0,
     )
     seed: int = setting(0, "seeds the batches")
