@@ -42,6 +42,7 @@ from unlearn_cli.api import (
     JudgeConfig,
     TrainConfig,
     VAEConfig,
+    all_settings,
     configure,
     evaluate,
     forget_key,
@@ -183,20 +184,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def method_settings(text: str) -> tuple[str, dict]:
-    """'redirect:params=all,match_steps=400' -> ('redirect', {'params': 'all', ...}), each value
-    read as YAML reads it, and 5e-4 as a number (YAML 1.1 reads it as text)."""
-    import yaml
-
-    def value(v: str):
-        read = yaml.safe_load(v)
-        try:
-            return float(v) if isinstance(read, str) else read
-        except ValueError:
-            return read
-
+    """'redirect:params=all,match_steps=400' -> ('redirect', {'params': 'all', 'match_steps':
+    400}), each value of its setting's type (`configure` names a setting no method has)."""
+    types = all_settings()
     method, _, rest = text.partition(":")
     pairs = [item.partition("=") for item in rest.split(",") if item]
-    return method, {k: value(v) for k, _, v in pairs}
+    return method, {k: types.get(k, str)(v) for k, _, v in pairs}
 
 
 def ten_digits(device):

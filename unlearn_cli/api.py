@@ -36,6 +36,7 @@ from unlearn_cli.engine.progress import NullProgress
 from unlearn_cli.engine.train import TrainConfig, make_loader, to_device, train_judge, train_vae
 from unlearn_cli.methods import configure, get_method, scoped_parameters, train_only
 from unlearn_cli.methods.redirect import encode_all
+from unlearn_cli.methods.settings import all_settings
 from unlearn_cli.methods.steps import endless, make_optimizer
 from unlearn_cli.methods.surgery import surgery_step
 from unlearn_cli.models import VAE, JudgeConfig, VAEConfig
@@ -76,6 +77,7 @@ __all__ = [
     # forgetting
     "get_method",
     "configure",
+    "all_settings",
     "plan_forget",
     "run_forget",
     "forget_key",

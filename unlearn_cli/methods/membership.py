@@ -109,15 +109,12 @@ def match(
         # a model that does not memorise, or not enough to show on this request
         return stats, forget.ids[:0]
     probe = sample_of(forget, PROBE, generator)
-    short = losses(reference, probe, device) + gap - losses(model, probe, device)  # (N,)
-    if not significant(short.mean(), short.std() / len(short) ** 0.5):
+    before = shortfall(model, probe, losses(reference, probe, device) + gap, device)
+    if before["membership_reached"]:
         return stats, probe.ids  # e.g. a redirected class: its samples left their old loss
     order = forget.ids.argsort()
     ids, tau = forget.ids[order], losses(reference, forget, device)[order] + gap
-
-    def tau_of(samples) -> torch.Tensor:
-        return tau[torch.searchsorted(ids, samples.ids)]
-
+    probe_tau = tau[torch.searchsorted(ids, probe.ids)]
     model.train()
     forget_stream = endless(shuffled(forget, cfg.batch_size, device, generator, cfg.seed))
     retain_stream = endless(shuffled(retain, cfg.batch_size, device, generator, cfg.seed))
@@ -138,7 +135,7 @@ def match(
         progress.advance(1, f"below target {short.item():.1f} nats  retain {loss_r:.1f}")
         if step % CHECK_EVERY == 0 or step == steps:
             # rank 0 decides, so that every process stops at the same step
-            after = distributed.broadcast(shortfall(model, probe, tau_of(probe), device))
+            after = distributed.broadcast(shortfall(model, probe, probe_tau, device))
             model.train()
             if after["membership_reached"]:
                 break
@@ -147,9 +144,10 @@ def match(
 
 
 def shortfall(model, probe, tau: torch.Tensor, device) -> dict[str, float | bool]:
-    """How far the probe of forgotten samples still sits below its targets after the steps, on
-    average (nats; 0 or less: reached), and whether that is beyond noise: a request too large
-    for `steps` leaves its samples explained better than held-out data, which an attack reads."""
+    """How far the probe of forgotten samples sits below its targets `tau` (N,) on average
+    (nats; 0 or less: reached), and whether that is beyond noise: before the steps, whether
+    there is anything to do; after them, whether a request too large for `steps` left its
+    samples explained better than held-out data, which an attack reads."""
     model.eval()
     short = tau - losses(model, probe, device)  # (N,)
     mean, stderr = short.mean(), short.std() / len(short) ** 0.5
