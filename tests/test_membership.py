@@ -25,6 +25,24 @@ def trained(tiny_spec, tiny_vae_config):
     return train_vae(tiny_spec, tiny_vae_config, TrainConfig(epochs=40, batch_size=32), CPU)
 
 
+def rise(ids: torch.Tensor) -> torch.Tensor:
+    """The tests' per-sample targets: 10, 25 or 40 nats above a sample's loss, by its id."""
+    return 10 + 15 * (ids % 3).float()
+
+
+@pytest.fixture(autouse=True)
+def known_targets(request, monkeypatch):
+    """Targets a test can check against: its held-out images are D_r's rolled sideways, a gap
+    for `visible` to see, but not images whose unseen loss `targets` could predict."""
+    if "with_components" in request.keywords:
+        return
+
+    def targets(reference, forget, heldout, retain, device):
+        return membership.losses(reference, forget, device) + rise(forget.ids)
+
+    monkeypatch.setattr(membership, "targets", targets)
+
+
 def setup(ckpt, heldout_shift: int):
     """The VAE, its first 32 training images as D_f, the rest as D_r, and held-out images:
     D_r's images rolled by `heldout_shift` pixels (0: as well explained as D_r)."""
@@ -49,30 +67,32 @@ def run(model, forget, retain, heldout, steps=150):
     return model.requires_grad_(True).eval(), stats
 
 
-def test_forgotten_loss_rises_to_the_heldout_level_and_no_further(trained):
+def test_each_forgotten_loss_rises_to_its_target_and_no_further(trained):
     model, forget, retain, heldout = setup(trained, heldout_shift=3)
-    before = membership.losses(model, forget, CPU).mean().item()
-    after_model, stats = run(model, forget, retain, heldout)
-    gap = stats["membership_gap"]
-    assert gap > 10 and stats["membership_steps"] == 150  # shifted digits are explained worse
-    after = membership.losses(after_model, forget, CPU).mean().item()
-    assert before + 0.7 * gap < after < before + 1.3 * gap  # reaches the target, stays near it
+    before = membership.losses(model, forget, CPU)
+    after_model, stats = run(model, forget, retain, heldout, steps=5 * membership.CHECK_EVERY)
+    assert stats["membership_gap"] > 10  # shifted digits are explained worse: a visible gap
+    assert stats["membership_reached"]
+    got = membership.losses(after_model, forget, CPU) - before
+    want = rise(forget.ids)
+    assert 0.7 * want.mean() < got.mean() < 1.3 * want.mean()  # reaches them, stays near them
+    for k in range(3):  # per sample: the ones asked to rise further rise further
+        assert 0.5 * want[forget.ids % 3 == k].mean() < got[forget.ids % 3 == k].mean()
+    assert got[forget.ids % 3 == 2].mean() > got[forget.ids % 3 == 0].mean() + 10
     retain_before = membership.losses(model, retain, CPU).mean().item()
     retain_after = membership.losses(after_model, retain, CPU).mean().item()
-    assert retain_after < retain_before + 0.2 * gap  # the retained data is kept
+    assert retain_after < retain_before + 0.2 * stats["membership_gap"]  # D_r is kept
 
 
 def test_the_shortfall_left_after_the_steps_is_measured_and_tested_against_noise(trained):
     model, forget, retain, heldout = setup(trained, heldout_shift=3)
-    _, enough = run(model, forget, retain, heldout)
     _, few = run(model, forget, retain, heldout, steps=2)  # too few to raise them that far
-    assert (
-        enough["membership_reached"] and enough["membership_short"] < 0.3 * enough["membership_gap"]
-    )
-    assert not few["membership_reached"] and few["membership_short"] > 0.5 * few["membership_gap"]
+    assert not few["membership_reached"] and few["membership_short"] > 0.5 * rise(forget.ids).mean()
     _, capped = run(model, forget, retain, heldout, steps=5 * membership.CHECK_EVERY)
-    assert capped["membership_reached"]  # it stopped at the first test that found it there
-    assert capped["membership_steps"] == membership.CHECK_EVERY
+    assert capped["membership_reached"] and capped["membership_short"] < 0.3 * 25
+    # it stopped at a test that found them there, before the cap
+    assert capped["membership_steps"] % membership.CHECK_EVERY == 0
+    assert capped["membership_steps"] < 5 * membership.CHECK_EVERY
 
 
 def test_nothing_to_do_when_the_samples_already_look_unseen(trained):
@@ -83,6 +103,32 @@ def test_nothing_to_do_when_the_samples_already_look_unseen(trained):
     assert all(
         torch.equal(a, b) for a, b in zip(after.state_dict().values(), model.state_dict().values())
     )
+
+
+class Stub(torch.nn.Module):
+    """A model whose every loss is 0: its targets are the regression's predictions."""
+
+    def negative_elbo(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(len(x))
+
+
+@pytest.mark.with_components
+def test_targets_predict_each_samples_unseen_loss_from_its_pixels(trained):
+    _, forget, retain, _ = setup(trained, heldout_shift=0)
+    heldout = retain.subset(torch.arange(len(retain) // 2))
+
+    def ink(data):
+        return data.images.float().div(255).flatten(1).sum(1)
+
+    # held-out losses that follow the ink: each forgotten sample's target follows its own ink
+    tau = membership.targets(Stub(), forget, (heldout, 2 * ink(heldout) + 7), retain, CPU)
+    assert torch.allclose(tau, 2 * ink(forget) + 7, rtol=0.02)
+    assert tau.std() > 10  # per sample, not one level for all
+    # never below a sample's loss now
+    floor = membership.targets(
+        trained.model, forget, (heldout, torch.zeros(len(heldout))), retain, CPU
+    )
+    assert torch.equal(floor, membership.losses(trained.model, forget, CPU))
 
 
 def test_attack_auc_counts_unseen_losses_above_seen_ones():
@@ -119,12 +165,13 @@ def test_a_gap_too_small_for_a_few_samples_is_left_alone(trained):
     assert few["membership_steps"] == 0 and many["membership_steps"] == 5
 
 
-def test_a_large_sample_request_is_honoured_on_the_samples_the_pass_never_read(
+def test_a_large_sample_request_raises_the_samples_the_pass_never_read_like_the_rest(
     trained, monkeypatch
 ):
     """Redirect's pass reads a sample of the request (`covering`); step 3 reads every one and
-    brings the forgotten loss to the held-out level over all of D_f, the samples the pass never
-    read included (at the test's step size; the default's is smaller)."""
+    raises the samples the pass never read as far as the ones it read, toward their targets (at
+    the test's step size; the default's is smaller), and the lineage says how far short of them
+    it stopped."""
     from unlearn_cli.methods import configure, get_method
     from unlearn_cli.methods import redirect as redirect_module
 
@@ -146,14 +193,16 @@ def test_a_large_sample_request_is_honoured_on_the_samples_the_pass_never_read(
     unread = ~torch.isin(forget.ids, read["covered"].ids)
     assert 0 < unread.sum() < len(forget)  # the pass read a part of the request
     assert child.stats["forget_images_read"] == len(forget)  # step 3 read every sample
-    gap = child.stats["membership_gap"]
-    rise = membership.losses(child.model, forget, CPU) - membership.losses(
+    assert child.stats["membership_gap"] > 10  # held-out data is explained worse: a gap
+    risen = membership.losses(child.model, forget, CPU) - membership.losses(
         trained.model, forget, CPU
     )
-    assert gap > 10  # the held-out data is explained worse: there is a gap to close
-    # over all of D_f, and over the samples the pass never read alike, the forgotten loss rises
-    # to the held-out level (the hinge bounds each batch's mean, so the level is a mean)
-    assert rise.mean() > 0.6 * gap and rise[unread].mean() > 0.6 * gap
+    want = rise(forget.ids)
+    assert risen.mean() > 0.4 * want.mean()  # well on the way over all of D_f
+    assert risen[unread].mean() > 0.8 * risen[~unread].mean()  # the unread ones alike
+    # 96 random training images of a 4-latent VAE, held back by the retain loss counted twice,
+    # stop short of their targets: the lineage says by as much as they are
+    assert abs(child.stats["membership_short"] - (want - risen).mean().item()) < 1.0
 
 
 def test_forget_warns_when_memorised_samples_are_left_short_and_only_then():

@@ -110,15 +110,15 @@ def run_and_save(ckpt, plan: Plan, algo, cfg, dev, target: Path, ledger, overwri
 
 
 def membership_line(stats: dict) -> str | None:
-    """The one-line warning of memorised samples that step 3 left short of held-out data's
+    """The one-line warning of memorised samples that step 3 left short of their unseen
     level (`membership.shortfall`), or None."""
     if stats.get("membership_reached") is not False:
         return None
     return (
         f"the forgotten samples are still explained {stats['membership_short']:.1f} nats "
-        f"better than held-out data after {stats['membership_steps']} steps, which a "
-        "membership attack can read: raise --match-steps, or retrain (`unlearn forget "
-        "--method retrain`) (recorded as membership_short in the lineage)"
+        f"better than they would be unseen, on average, after {stats['membership_steps']} "
+        "steps, which a membership attack can read: raise --match-steps, or retrain "
+        "(`unlearn forget --method retrain`) (recorded as membership_short in the lineage)"
     )
 
 

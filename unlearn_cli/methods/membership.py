@@ -1,28 +1,31 @@
 """Match membership: after forgetting, no forgotten sample may stay explained better than data
-the model never saw, and none is pushed further than that.
+the model never saw, and none is pushed much further than that.
 
 A model that memorised its training samples gives each a lower loss (negative ELBO) than it
 gives held-out data; that gap is what a membership-inference attack reads. Retraining without
-a sample leaves it a held-out sample. So each forgotten sample x gets a target loss
+a sample leaves it a held-out sample. So each forgotten sample x gets a target loss tau(x): the
+loss a model that never saw x would give it, predicted from statistics of its pixels that
+memorisation does not move (ink, edges, entropy, and how far it lies from the retained images'
+main components: `statistics`), by a ridge regression fitted on held-out samples' losses under
+the model before forgetting; never below the loss x has now. One gap for every sample would
+shift all of them alike, while a model memorises some samples far more than others.
 
-    tau(x) = L(x) + (mean L over held-out data - mean L over retained data),
+The model descends the per-sample hinge max(0, tau(x) - L(x)) over each batch of forgotten
+samples together with the retain loss, which counts RETAIN_WEIGHT times, until a probe of them
+is no longer significantly below its targets on average (tested every CHECK_EVERY steps; a
+larger request needs more) or for `steps` at most: the forgotten samples' loss rises to where
+samples of their kind sit unseen, stays there while the retain loss recovers, and is not pushed
+past it (gradient ascent's unbounded loss is what wrecks models). The step is skipped when the
+gap between held-out and retained data is too small for an attack to see on a request of this
+size, or the forgotten samples are not significantly below their loss before shifted by that
+gap (a forgotten class, once redirected: the regression would extrapolate to a class the
+held-out data lacks). The first test is the loss-threshold attack's AUC (held-out against retained
+probes), which must clear chance by twice the standard error of an AUC measured on the
+request's n samples, combined with that of the probes' own AUC: a 20-epoch MNIST VAE's 1-to-2-nat
+gap gives AUC 0.51 to 0.52, below the bar on 50 samples (0.585) and on a class of 6,000 (0.523),
+while a memorising model's 53-nat gap gives 0.85.
 
-measured on the model before forgetting, and the model descends the hinge max(0, mean tau(x) -
-mean L(x)) over each batch of forgotten samples (the mean, as one draw of a sample's loss is
-noisy) together with the retain loss, until a probe of them is no longer significantly below
-its targets (tested every CHECK_EVERY steps; a larger request needs more) or for `steps` at
-most: the forgotten samples' loss rises to where samples of their difficulty would sit had they
-never been trained on, stays there while the retain loss recovers, and is not pushed past it
-(gradient ascent's unbounded loss is what wrecks models). The step is skipped when the gap is
-too small for an attack to see on a request of this size, or the forgotten samples are not
-significantly below their targets (a forgotten class, once redirected). The first test is the
-loss-threshold attack's AUC (held-out against retained probes), which must clear chance by
-twice the standard error of an AUC measured on the request's n samples, combined with that of
-the probes' own AUC: a 20-epoch MNIST VAE's 1-to-2-nat gap gives AUC 0.51 to 0.52, below the
-bar on 50 samples (0.585) and on a class of 6,000 (0.523), while a memorising model's 53-nat
-gap gives 0.85.
-
-The held-out data is the dataset's test split; only its mean loss enters, one number.
+The held-out data is the dataset's test split; a probe of it fits the regression.
 """
 
 from __future__ import annotations
@@ -44,6 +47,10 @@ from unlearn_cli.methods.steps import (
 PROBE = 2048  # held-out and retained samples whose mean loss sets the gap
 BATCH = 1000  # images per forward pass when measuring
 CHECK_EVERY = 200  # steps between tests of the shortfall: what a request of 50 samples needs
+COMPONENTS = (8, 16, 32)  # principal components of retained images: a residual for each
+RIDGE = 1e-3  # keeps the regression's solve well posed when two statistics move together
+# the retain gradient counts double: per-sample pushes otherwise drag held-out data's loss up
+RETAIN_WEIGHT = 2.0
 
 
 @torch.no_grad()
@@ -96,8 +103,8 @@ def match(
     it read."""
     forget, retain, heldout = data
     reference.eval()
-    unseen = losses(reference, sample_of(heldout, PROBE, generator), device)
-    seen = losses(reference, sample_of(retain, PROBE, generator), device)
+    probes = sample_of(heldout, PROBE, generator), sample_of(retain, PROBE, generator)
+    unseen, seen = (losses(reference, p, device) for p in probes)
     gap = unseen.mean() - seen.mean()
     auc = attack_auc(unseen, seen)
     stats = {
@@ -109,11 +116,15 @@ def match(
         # a model that does not memorise, or not enough to show on this request
         return stats, forget.ids[:0]
     probe = sample_of(forget, PROBE, generator)
+    # whether there is anything to do, against one gap for all: the regression extrapolates to
+    # classes the held-out data lacks, and a redirected class has left its old loss anyway
     before = shortfall(model, probe, losses(reference, probe, device) + gap, device)
     if before["membership_reached"]:
-        return stats, probe.ids  # e.g. a redirected class: its samples left their old loss
+        return stats, probe.ids
+    heldout_probe, retain_probe = probes
     order = forget.ids.argsort()
-    ids, tau = forget.ids[order], losses(reference, forget, device)[order] + gap
+    ids = forget.ids[order]
+    tau = targets(reference, forget, (heldout_probe, unseen), retain_probe, device)[order]
     probe_tau = tau[torch.searchsorted(ids, probe.ids)]
     model.train()
     forget_stream = endless(shuffled(forget, cfg.batch_size, device, generator, cfg.seed))
@@ -124,13 +135,12 @@ def match(
         x_f, _, batch_ids = to_device(next(forget_stream), device)
         x_r, _, _ = to_device(next(retain_stream), device)
         tau_f = tau[torch.searchsorted(ids, batch_ids)].to(device)
-        # the batch's mean, not each sample's: one draw of a sample's loss is noisy, and a
-        # per-sample hinge keeps pushing the ones whose draw fell low past their target
-        short = (tau_f.mean() - model.negative_elbo(x_f).mean()).clamp_min(0)
+        # each sample's own: a batch's mean would let the least memorised carry the rest
+        short = (tau_f - model.negative_elbo(x_f)).clamp_min(0).mean()
         loss_r = model.loss(x_r)
         g_r = flat_grad(loss_r, params)
         g_m = project(flat_grad(short, params), g_r, "conflict")
-        set_grad(params, g_m + g_r)
+        set_grad(params, g_m + RETAIN_WEIGHT * g_r)
         opt.step()
         progress.advance(1, f"below target {short.item():.1f} nats  retain {loss_r:.1f}")
         if step % CHECK_EVERY == 0 or step == steps:
@@ -143,11 +153,62 @@ def match(
     return {**stats, "membership_steps": step, **after}, forget.ids
 
 
+@torch.no_grad()
+def targets(reference, forget, heldout: tuple, retain, device) -> torch.Tensor:
+    """(N,) each forgotten sample's target: the loss `reference` would give it had it never
+    seen it, predicted from its pixel statistics by a ridge regression fitted on `heldout`'s
+    (samples, their losses under `reference`), and never below its loss now (module
+    docstring). `retain` gives the principal components the residuals are measured from."""
+    heldout_data, heldout_losses = heldout
+    pixels = torch.cat(
+        [to_device(b, device)[0].flatten(1).cpu() for b in make_loader(retain, BATCH, device)]
+    )
+    centre = pixels.mean(0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # the randomised decomposition: the same on every process
+        _, _, basis = torch.svd_lowrank(
+            pixels - centre, q=min(max(COMPONENTS, default=0) + 8, *pixels.shape)
+        )
+    x = statistics(heldout_data, centre, basis, device)
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-8)
+
+    def design(stats: torch.Tensor) -> torch.Tensor:
+        return torch.cat([(stats - mean) / std, torch.ones(len(stats), 1, dtype=stats.dtype)], 1)
+
+    a = design(x)
+    ridge = RIDGE * len(a) * torch.eye(a.shape[1], dtype=a.dtype)
+    weights = torch.linalg.solve(a.T @ a + ridge, a.T @ heldout_losses.double())
+    predicted = (design(statistics(forget, centre, basis, device)) @ weights).float()
+    return torch.maximum(predicted, losses(reference, forget, device))
+
+
+def statistics(data, centre: torch.Tensor, basis: torch.Tensor, device) -> torch.Tensor:
+    """(N, 4 + len(COMPONENTS)) float64 of every image of `data`, pixels in [0, 1]: total ink,
+    pixels over half, total variation across rows and columns, Bernoulli entropy, and the squared
+    residual off the first k principal components (`centre`, `basis` (D, K)) for k in
+    COMPONENTS."""
+    out = []
+    for batch in make_loader(data, BATCH, device):
+        images = to_device(batch, device)[0].cpu().double()  # (B, C, H, W)
+        flat = images.flatten(1)
+        p = flat.clamp(1e-4, 1 - 1e-4)
+        edges = (images.diff(dim=-1).abs().flatten(1).sum(1)
+                 + images.diff(dim=-2).abs().flatten(1).sum(1))  # fmt: skip
+        cols = [flat.sum(1), (flat > 0.5).double().sum(1), edges,
+                -(p * p.log() + (1 - p) * (1 - p).log()).sum(1)]  # fmt: skip
+        centred = flat - centre.double()
+        for k in COMPONENTS:
+            top = basis[:, :k].double()
+            cols.append((centred - centred @ top @ top.T).square().sum(1))
+        out.append(torch.stack(cols, 1))
+    return torch.cat(out)
+
+
 def shortfall(model, probe, tau: torch.Tensor, device) -> dict[str, float | bool]:
     """How far the probe of forgotten samples sits below its targets `tau` (N,) on average
     (nats; 0 or less: reached), and whether that is beyond noise: before the steps, whether
     there is anything to do; after them, whether a request too large for `steps` left its
-    samples explained better than held-out data, which an attack reads."""
+    samples explained better than they would be unseen, which an attack reads."""
     model.eval()
     short = tau - losses(model, probe, device)  # (N,)
     mean, stderr = short.mean(), short.std() / len(short) ** 0.5

@@ -90,8 +90,8 @@ class RedirectConfig(Settings):
     )
     match_steps: int = setting(
         1000,
-        "steps at most raising memorised samples' loss to held-out data's (it stops once "
-        "there); 0 skips them",
+        "steps at most raising memorised samples' loss to where it would be unseen (it "
+        "stops once there); 0 skips them",
         minimum=0,
     )
     seed: int = setting(0, "seeds the batches")
