@@ -88,6 +88,24 @@ def test_changes_tell_edits_from_additions(copy):
     assert "17 training images now, 18 when" in said
 
 
+def test_a_relabelled_attribute_is_a_change(copy):
+    """The same images, one of them relabelled in attributes.csv: an attribute request now
+    selects other samples, so the folder no longer matches the model."""
+    recorded = load_folder(copy, "train", 16, 1).fingerprint
+    lines = (copy / ATTR_FILE).read_text().splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("train/cat/000.png,"))
+    name, striped, feline = lines[row].split(",")
+    lines[row] = f"{name},{1 - int(striped)},{feline}"
+    (copy / ATTR_FILE).write_text("\n".join(lines) + "\n")
+    said = changes(recorded, load_folder(copy, "train", 16, 1).fingerprint, copy)
+    assert said == (
+        f"{copy}: {ATTR_FILE} labels the training images differently from when the model was "
+        "trained"
+    )
+    legacy = {k: v for k, v in recorded.items() if k != "labels_sha256"}  # an older checkpoint
+    assert changes(legacy, load_folder(copy, "train", 16, 1).fingerprint, copy) is None
+
+
 def test_minus_one_one_values_are_read_like_celeba(copy):
     text = (copy / ATTR_FILE).read_text().replace(",0,", ",-1,").replace(",0\n", ",-1\n")
     (copy / ATTR_FILE).write_text(text)

@@ -170,3 +170,111 @@ def test_compare_on_a_folder(cli, folder, tmp_path):
         assert 0.0 <= row["cells"]["privacy.fratio"]["mean"] <= 1.0
     (entry,) = read_metadata(report["rows"][1]["models"][0])["lineage"]
     assert entry["forgotten_count"] == 6 and entry["hyperparameters"]["lr"] == 5e-4
+
+
+def test_an_attribute_forget_is_scored_by_an_attribute_judge(cli, vae, folder, tmp_path):
+    judge = tmp_path / "striped.safetensors"
+    args = ("--model", "judge", "--attribute", "Striped", "--data-dir", folder, "--out", judge)
+    assert cli(*TRAIN, *args).exit_code == 0
+    _, child = forget(cli, vae, tmp_path, "--attribute", "Striped")
+    report = parse_json(cli("evaluate", child, "--judge", judge, "--samples", 40, "--json"))
+    assert report["target"] == "attribute:Striped"
+    assert 0.0 <= report["privacy"]["fratio"] <= 1.0 and report["utility"]["retain_elbo"] > 0
+    # a judge of other images than the model draws is refused, not run on them
+    small = tmp_path / "small.safetensors"
+    assert cli(*TRAIN, *args[:-1], small, "--image-size", 12).exit_code == 0
+    wrong = cli("evaluate", child, "--judge", small, "--samples", 40)
+    assert wrong.exit_code == 2 and wrong.stderr.count("\n") == 1
+    assert "classifies grey 12x12 images but the model draws grey 16x16 ones" in wrong.stderr
+    assert f"--data-dir {folder} --image-size 16" in wrong.stderr
+
+
+def test_a_manifest_names_files_by_their_paths(cli, vae, tmp_path):
+    manifest = tmp_path / "requests.yaml"
+    manifest.write_text(
+        "requests:\n"
+        "  - {id: req-1, files: [train/owl/002.png, train/cat/001.jpg]}\n"
+        "  - {id: req-2, files: train/dog/004.png}\n"
+    )
+    result, out = forget(cli, vae, tmp_path, "--manifest", manifest)
+    assert result["forget_samples"] == 3
+    (entry,) = read_metadata(out)["lineage"]
+    assert [r["files"] for r in entry["requests"]] == [
+        ["train/owl/002.png", "train/cat/001.jpg"],
+        ["train/dog/004.png"],
+    ]
+    manifest.write_text("requests:\n  - {id: req-3, files: [train/owl/002.jpeg]}\n")
+    refused = cli("forget", vae, "--manifest", manifest, "--out", tmp_path / "x.safetensors")
+    assert refused.exit_code == 2 and "train/owl/002.jpeg" in refused.stderr
+
+
+def test_a_list_of_files_may_hold_paths_with_spaces(cli, vae, folder, tmp_path):
+    copy = shutil.copytree(folder, tmp_path / "copy")
+    (copy / "train/owl/002.png").rename(copy / "train/owl/my photo.png")
+    attrs = (copy / ATTR_FILE).read_text().replace("train/owl/002.png", "train/owl/my photo.png")
+    (copy / ATTR_FILE).write_text(attrs)
+    model = tmp_path / "vae.safetensors"
+    assert cli(*TRAIN, "--data-dir", copy, "--latent-dim", "4", "--out", model).exit_code == 0
+    ids = tmp_path / "ids.txt"
+    ids.write_text("train/owl/my photo.png   # a path with a space: the whole line\n")
+    result, out = forget(cli, model, tmp_path, "--indices-file", ids)
+    assert result["forget_samples"] == 1
+    assert read_metadata(out)["lineage"][0]["requests"][0]["files"] == ["train/owl/my photo.png"]
+
+
+def bad_csv_value(root):
+    lines = (root / ATTR_FILE).read_text().splitlines()
+    lines[3] = lines[3].rsplit(",", 1)[0] + ",2"
+    (root / ATTR_FILE).write_text("\n".join(lines) + "\n")
+
+
+def short_row(root):
+    lines = (root / ATTR_FILE).read_text().splitlines()
+    lines[2] = lines[2].rsplit(",", 1)[0]
+    (root / ATTR_FILE).write_text("\n".join(lines) + "\n")
+
+
+def missing_row(root):
+    lines = (root / ATTR_FILE).read_text().splitlines()
+    (root / ATTR_FILE).write_text("\n".join([lines[0], *lines[2:]]) + "\n")
+
+
+def empty_class(root):
+    (root / "train/bat").mkdir()
+
+
+def lone_image(root):
+    (root / "train/bat").mkdir()
+    shutil.copy(root / "train/cat/000.png", root / "train/bat/000.png")
+
+
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (bad_csv_value, f"{ATTR_FILE}:4: expected a file and 2 values of 0/1 or -1/1"),
+        (short_row, f"{ATTR_FILE}:3: expected a file and 2 values of 0/1 or -1/1"),
+        (missing_row, "no row for train/cat/000.png"),
+        (empty_class, "class 'bat'"),
+        (lone_image, "has only one image"),
+    ],
+)
+def test_a_spoilt_folder_stops_training_in_one_line(cli, folder, tmp_path, spoil, message):
+    copy = shutil.copytree(folder, tmp_path / "copy")
+    spoil(copy)
+    out = tmp_path / "vae.safetensors"
+    result = cli(*TRAIN, "--data-dir", copy, "--out", out)
+    assert result.exit_code == 2 and message in result.stderr
+    assert result.stderr.count("\n") == 1 and not out.exists()
+
+
+def test_compare_forgets_an_attribute_on_a_folder(cli, folder, tmp_path):
+    path = tmp_path / "folder.yaml"
+    text = EXPERIMENT.format(root=folder, out=tmp_path / "runs")
+    text = text.replace("judge: {epochs: 1,", "judge: {attribute: Striped, epochs: 1,")
+    text = text.replace("{id: forget-owl, class: owl}", "{id: forget-striped, attribute: Striped}")
+    path.write_text(text)
+    report = parse_json(cli("compare", path, "--json"))
+    assert report["target"] == "attribute:Striped"
+    assert [r["title"].split(" ")[0] for r in report["rows"]] == ["BEFORE", "SURGERY", "RETRAIN"]
+    (entry,) = read_metadata(report["rows"][1]["models"][0])["lineage"]
+    assert entry["forgotten_count"] == len(striped_files(folder)) == 9

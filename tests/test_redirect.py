@@ -69,6 +69,11 @@ def test_interior_equals_its_definition():
         expected.append(min((others - row).norm(dim=1).tolist()) > d[-1])
     assert interior(bank, others, k).tolist() == expected
     assert 0 < sum(expected) < len(expected)  # a case with both answers
+    # a bank no larger than k (a tiny retained set): every other row counts
+    small = bank[:3]
+    nearest_other = torch.cdist(small, small).sort(dim=1).values[:, -1]
+    want = torch.cdist(small, others).min(dim=1).values > nearest_other
+    assert interior(small, others, k).tolist() == want.tolist()
 
 
 def test_refit_only_keeps_the_decoder_up_to_coordinates(setting):

@@ -226,29 +226,42 @@ class FolderData(ImageData):
         return self.ids[torch.tensor(found, dtype=torch.long)]
 
 
-def fingerprint(entries: list[tuple[str, bytes]]) -> dict:
-    """How many files, a digest of their paths and one of their paths and contents."""
+def fingerprint(entries: list[tuple[str, bytes]], labels: torch.Tensor) -> dict:
+    """How many files, a digest of their paths, one of their paths and contents, and one of
+    their paths and labels (`labels` (N, K + A), in the order of `entries`): an edited
+    attributes.csv changes what an attribute request selects."""
     names = hashlib.sha256("\n".join(rel for rel, _ in entries).encode())
-    contents = hashlib.sha256()
-    for rel, raw in entries:
+    contents, labelled = hashlib.sha256(), hashlib.sha256()
+    for (rel, raw), row in zip(entries, labels.tolist(), strict=True):
         contents.update(rel.encode() + b"\0" + hashlib.sha256(raw).digest())
+        labelled.update(rel.encode() + b"\0" + bytes(row))
     return {
         "files": len(entries),
         "names_sha256": names.hexdigest(),
         "content_sha256": contents.hexdigest(),
+        "labels_sha256": labelled.hexdigest(),
     }
 
 
 def changes(recorded: dict | None, now: dict, root: str | Path) -> str | None:
     """What changed in the folder since `recorded` was taken, in words, or None."""
-    if not recorded or recorded.get("content_sha256") == now["content_sha256"]:
+    if not recorded:
         return None
-    if recorded.get("names_sha256") == now["names_sha256"]:
-        return f"{root}: images were edited since the model was trained (same {now['files']} files)"
-    return (
-        f"{root}: {now['files']} training images now, {recorded.get('files')} when the model "
-        "was trained (files added or removed)"
-    )
+    said = []
+    same_names = recorded.get("names_sha256") == now["names_sha256"]
+    if recorded.get("content_sha256") != now["content_sha256"]:
+        said.append(
+            f"images were edited since the model was trained (same {now['files']} files)"
+            if same_names
+            else f"{now['files']} training images now, {recorded.get('files')} when the model "
+            "was trained (files added or removed)"
+        )
+    # checkpoints from before labels were recorded carry no digest of them
+    if same_names and recorded.get("labels_sha256", now["labels_sha256"]) != now["labels_sha256"]:
+        said.append(
+            f"{ATTR_FILE} labels the training images differently from when the model was trained"
+        )
+    return f"{root}: " + "; ".join(said) if said else None
 
 
 def load_folder(
@@ -307,4 +320,6 @@ def load_folder(
             labels[i, len(classes) :] = torch.tensor(table[rel], dtype=torch.uint8)
     ids = torch.tensor([file_id(rel) for rel, _ in entries], dtype=torch.long)
     files = [rel for rel, _ in entries]
-    return FolderData(images, labels, ids, files, classes, attr_names, root, fingerprint(raws))
+    return FolderData(
+        images, labels, ids, files, classes, attr_names, root, fingerprint(raws, labels)
+    )

@@ -167,9 +167,13 @@ def load_manifests(paths: list[Path]) -> list[Request]:
     return out
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
 def read_indices_file(path: str | Path) -> list[int | str]:
     """Identities from a text file: integers, CelebA file names or paths relative to a folder
-    dataset, split by whitespace or commas; `#` starts a comment."""
+    dataset, split by whitespace or commas; `#` starts a comment. A line that does not split
+    into identities but ends in an image name is one path with spaces in it."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -177,20 +181,31 @@ def read_indices_file(path: str | Path) -> list[int | str]:
         raise DataError(f"cannot read {path}: {e.strerror}", "indices_file") from None
     out: list[int | str] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
-        for token in line.split("#", 1)[0].replace(",", " ").split():
-            if token.lstrip("-").isdigit():
-                if token.startswith("-"):
-                    raise DataError(f"{path}:{lineno}: {token} is negative; indices start at 0")
-                out.append(int(token))
-            elif token.lower().endswith((".jpg", ".jpeg", ".png")):
+        content = line.split("#", 1)[0].strip()
+        tokens = content.replace(",", " ").split()
+        bad = [t for t in tokens if not (is_index(t) or t.lower().endswith(IMAGE_SUFFIXES))]
+        if bad and content.lower().endswith(IMAGE_SUFFIXES) and "," not in content:
+            out.append(content)
+            continue
+        if bad:
+            raise DataError(
+                f"{path}:{lineno}: {bad[0]!r} is neither an index nor an image file name"
+            )
+        for token in tokens:
+            if not is_index(token):
                 out.append(token)
+            elif token.startswith("-"):
+                raise DataError(f"{path}:{lineno}: {token} is negative; indices start at 0")
             else:
-                raise DataError(
-                    f"{path}:{lineno}: {token!r} is neither an index nor an image file name"
-                )
+                out.append(int(token))
     if not out:
         raise DataError(f"{path} names no samples", "indices_file")
     return out
+
+
+def is_index(token: str) -> bool:
+    """An integer, negative ones included (refused with their own reason)."""
+    return token.lstrip("-").isdigit()
 
 
 def resolve(request: Request, data, spec: DatasetSpec, missing_ok: bool = False) -> torch.Tensor:

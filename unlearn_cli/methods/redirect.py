@@ -112,7 +112,9 @@ def refit_prior(
 
 def interior(bank: torch.Tensor, others: torch.Tensor, k: int) -> torch.Tensor:
     """Mask over `bank` rows whose k nearest bank neighbours are all nearer than any row of
-    `others`: latents deep inside the retained data, away from the forgotten."""
+    `others`: latents deep inside the retained data, away from the forgotten. A bank of k or
+    fewer rows counts all of them but the row itself."""
+    k = min(k, len(bank) - 1)
     keep = []
     for rows in bank.split(2048):
         d = torch.cdist(rows, bank)  # (chunk, N), each row's own latent at distance 0

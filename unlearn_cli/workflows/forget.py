@@ -41,7 +41,7 @@ from unlearn_cli.workflows.recheck import levels, recheck, request_elbo, samples
 
 FOLDER_AS_IT_IS = (
     "forgetting works on the folder as it is now: requests are resolved against its current "
-    "files, and every current training file they do not select is retained"
+    "files and labels, and every current training file they do not select is retained"
 )
 
 

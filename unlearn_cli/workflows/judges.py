@@ -4,6 +4,8 @@ generates, and be accurate enough to trust.
 
 from __future__ import annotations
 
+import shlex
+
 from unlearn_cli.data.spec import judge_classes
 from unlearn_cli.engine.checkpoint import Checkpoint
 from unlearn_cli.errors import CheckpointError, UsageError
@@ -29,20 +31,27 @@ def check_judge(judge: Checkpoint, vae: Checkpoint, target: Target | None) -> No
             f"train a judge on {v.name} with `unlearn train --model judge`",
             "judge",
         )
+    if (j.channels, j.image_size) != (v.channels, v.image_size):
+        raise UsageError(
+            f"{name} classifies {shape(j)} images but the model draws {shape(v)} ones; train "
+            f"a judge at the model's size: `unlearn train --model judge{data_args(v)} "
+            f"--image-size {v.image_size}`",
+            "judge",
+        )
     if j.attribute is None and v.name != "celeba" and judge_classes(j) != judge_classes(v):
         digits = ",".join(map(str, judge_classes(v)))
         what = "digits" if v.name == "mnist" else "classes"
         raise UsageError(
             f"{name} tells {what} {','.join(map(str, judge_classes(j)))} apart but the "
             f"model learned {what} {digits}; train a matching judge: "
-            f"`unlearn train --model judge --classes {digits}`",
+            f"`unlearn train --model judge{data_args(v)} --classes {digits}`",
             "judge",
         )
     if target is not None and target.kind == "class" and j.attribute is not None:
         raise UsageError(
             f"{name} classifies the attribute {j.attribute}, but the target is {target}; "
-            f"score classes with a judge of the classes: `unlearn train --model judge "
-            f"--dataset {v.name} --data-dir DIR`",
+            f"score classes with a judge of the classes: `unlearn train --model "
+            f"judge{data_args(v)}`",
             "judge",
         )
     if target is not None and target.kind == "attribute" and len(target.values) > 1:
@@ -54,7 +63,7 @@ def check_judge(judge: Checkpoint, vae: Checkpoint, target: Target | None) -> No
     if target is not None and target.kind == "attribute" and j.attribute != target.values[0]:
         raise UsageError(
             f"{name} classifies {j.attribute} but the target is {target}; train one: "
-            f"`unlearn train --model judge --dataset {v.name} --attribute {target.values[0]}`",
+            f"`unlearn train --model judge{data_args(v)} --attribute {target.values[0]}`",
             "judge",
         )
 
@@ -72,3 +81,15 @@ def untrusted_judge(path, accuracy: float | None) -> str | None:
             "longer or on more data (`unlearn train --model judge --epochs N`)"
         )
     return None
+
+
+def shape(spec) -> str:
+    """A dataset's images in words: "grey 28x28", "colour 64x64"."""
+    return f"{'grey' if spec.channels == 1 else 'colour'} {spec.image_size}x{spec.image_size}"
+
+
+def data_args(spec) -> str:
+    """The `unlearn train` options that name a dataset read from disk, or "" for MNIST."""
+    if spec.name == "mnist":
+        return ""
+    return f" --dataset {spec.name} --data-dir {shlex.quote(spec.root or 'DIR')}"
