@@ -171,3 +171,22 @@ def test_the_command_leaves_the_process_group_together_only_after_a_clean_end(
         main()
     assert (end.value.code in (0, None)) == together
     assert calls == ([True] if together else [])
+
+
+def test_a_folder_trains_and_forgets_an_attribute_on_two_ranks(tmp_path):
+    from folder_fixture import make_folder
+
+    from unlearn_cli.engine.checkpoint import load_checkpoint
+
+    root = make_folder(tmp_path / "photos", per_class=6, test_per_class=2, size=16)
+    vae, child = tmp_path / "vae.safetensors", tmp_path / "child.safetensors"
+    args = ("train", "--dataset", "folder", "--data-dir", root, "--epochs", "1")
+    run = torchrun(*unlearn(*args, "--batch-size", "8", "--latent-dim", "4", "--out", vae))
+    assert run.returncode == 0, run.stderr
+    args = ("forget", vae, "--attribute", "Striped", "--out", child, "--json")
+    run = torchrun(*unlearn(*args, "--device", "cpu"))
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["forget_samples"] == 9  # one JSON document, from rank 0
+    entry = load_checkpoint(child, "vae").lineage[-1]
+    assert (entry["world_size"], entry["method"]) == (2, "redirect")
+    assert entry["requests"] == [{"id": "cli-attribute-Striped", "attribute": ["Striped"]}]

@@ -84,6 +84,9 @@ def test_forget_an_attribute_and_a_file(cli, vae, folder, tmp_path):
     assert result["forget_samples"] == 2
     (entry,) = read_metadata(out)["lineage"]
     assert entry["requests"][0]["files"] == ["train/owl/002.png", "train/cat/001.jpg"]
+    # the forgotten files against the never-seen test images: the membership attack
+    report = parse_json(cli("evaluate", out, "--samples", 20, "--json"))
+    assert report["target"] == "samples" and 0.0 <= report["privacy"]["mia_auc"] <= 1.0
 
 
 def test_evaluate_scores_a_class_with_a_folder_judge(cli, vae, folder, tmp_path):
