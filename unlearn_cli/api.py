@@ -39,6 +39,7 @@ from unlearn_cli.methods.redirect import encode_all
 from unlearn_cli.methods.settings import all_settings
 from unlearn_cli.methods.steps import endless, make_optimizer
 from unlearn_cli.methods.surgery import surgery_step
+from unlearn_cli.metrics.utility import fid_of_features
 from unlearn_cli.models import VAE, JudgeConfig, VAEConfig
 from unlearn_cli.workflows.evaluate import evaluate
 from unlearn_cli.workflows.forget import cumulative_drift, plan_forget, run_forget
@@ -85,6 +86,7 @@ __all__ = [
     "cumulative_drift",
     # measuring
     "evaluate",
+    "fid_of_features",
     "judge_classes",
     "LIKE_REFERENCE",
     "mark_floor",
