@@ -180,6 +180,20 @@ def test_bad_inputs_are_one_line_errors(copy):
         spec_of(copy)
 
 
+def test_a_class_the_held_out_share_empties_is_refused(tmp_path):
+    """Without test/, a class of two images can lose both to the held-out share."""
+    root = make_folder(tmp_path / "d", per_class=4, test_per_class=0)
+    names = [f"train/bat/{i:03d}.png" for i in range(10_000)]
+    both = [n for n in names if held_out(n, 0.1)][:2]
+    (root / "train/bat").mkdir()
+    for name in both:
+        shutil.copy(root / "train/cat/000.png", root / name)
+    with (root / ATTR_FILE).open("a") as f:
+        f.writelines(f"{name},0,0\n" for name in both)
+    with one_line(r"class 'bat' has no training images once 10% of .* is held out"):
+        load_split(spec_of(root))
+
+
 def test_the_conv_vae_refuses_a_side_it_cannot_halve(grey):
     from unlearn_cli.errors import UsageError
 

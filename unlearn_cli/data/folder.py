@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -293,6 +294,14 @@ def load_folder(
             f"trained on classes {', '.join(classes)})"
         )
     entries = [e for e in entries if e[1] is None or e[1] in classes]
+    kept = Counter(c for _, c in entries)
+    empty = [c for c in classes if kept[c] == 0]
+    if split == "train" and holdout is not None and empty:
+        raise DataError(
+            f"class {empty[0]!r} has no training images once {holdout:.0%} of "
+            f"{split_dir(root, 'train')} is held out (there is no {root / 'test'}/ folder): add "
+            "images to it, or give the folder a test/ split"
+        )
     attr_names: list[str] = []
     table: dict[str, list[bool]] = {}
     if (root / ATTR_FILE).exists():
