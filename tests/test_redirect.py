@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import RecordingProgress
 
+from unlearn_cli.data.images import ImageData
 from unlearn_cli.methods.redirect import encode_all, interior, refit_prior
 from unlearn_cli.methods.settings import RedirectConfig
 
@@ -112,17 +113,23 @@ def test_keep_training_runs_its_share_of_a_pass_on_every_parameter(
 def targets_case(setting):
     """Six images, a bank of 40 latents and its decodings; `targets(among)` picks with the same
     posterior draws every time."""
-    from unlearn_cli.methods.redirect import decode_all, redirect_targets
+    from unlearn_cli.methods.redirect import decode_all, looked_up, posteriors, redirect_targets
 
     model = setting[0].model.eval()
     g = torch.Generator().manual_seed(0)
-    x, bank = torch.rand(6, 1, 28, 28, generator=g), torch.randn(40, model.latent_dim, generator=g)
+    pixels = torch.randint(0, 256, (6, 1, 28, 28), generator=g, dtype=torch.uint8)
+    bank = torch.randn(40, model.latent_dim, generator=g)
     drawn = decode_all(model, bank)
+    x = pixels.float() / 255
     with torch.no_grad():
         recon = model.decode(model.encode(x)[0])
+    # ids out of order: the lookup finds each image's own posterior and reconstruction
+    images = ImageData(pixels, torch.zeros(6, dtype=torch.long), torch.tensor([5, 3, 9, 0, 7, 1]))
+    posterior = looked_up(posteriors(model, images, torch.device("cpu")), images.ids)
+    torch.testing.assert_close(posterior[2], recon.flatten(1))
 
     def targets(among):
-        return redirect_targets(model, x, bank, drawn, torch.Generator().manual_seed(1), among)
+        return redirect_targets(posterior, bank, drawn, torch.Generator().manual_seed(1), among)
 
     return bank, drawn, recon, targets
 

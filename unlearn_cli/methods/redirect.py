@@ -130,22 +130,39 @@ def decode_all(model, bank: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def posteriors(model, data, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """(ids, mu, logvar, recon) of every sample of `data` under the frozen `model`, sorted by
+    id, recon (N, P) its decoding at mu: step 2 looks each batch up (`looked_up`) instead of
+    encoding and decoding its images again on every pass over them."""
+    with torch.random.fork_rng(devices=[]):  # the loader draws a seed: leave the stream be
+        mu, logvar = encode_all(model, data, device)
+    recon = decode_all(model, mu).flatten(1)
+    order = data.ids.argsort()
+    return data.ids[order].to(device), mu[order], logvar[order], recon[order]
+
+
+def looked_up(seen: tuple[torch.Tensor, ...], ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The (mu, logvar, recon) rows of `posteriors`' output for the samples `ids`."""
+    rows = torch.searchsorted(seen[0], ids.to(seen[0].device))
+    return tuple(part[rows] for part in seen[1:])
+
+
+@torch.no_grad()
 def redirect_targets(
-    model,
-    x_f: torch.Tensor,
+    posterior: tuple[torch.Tensor, ...],
     bank: torch.Tensor,
     drawn: torch.Tensor,
     generator: torch.Generator,
     among: int = LOCAL_K,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(z_f, target): a posterior draw for each forget image and, of the `among` bank latents
-    nearest to that draw, the decoding (`drawn`, the bank's) nearest in pixel space to the
-    image's reconstruction: similar forgotten images get similar targets, as a retrained
-    decoder draws at a forgotten image's latent the retained image that best reconstructs it."""
-    mu, logvar = model.encode(x_f)  # (B, z) each
+    """(z_f, target): a posterior draw for each forget image (`posterior`: its mu, logvar and
+    reconstruction at mu, (B, P)) and, of the `among` bank latents nearest to that draw, the
+    decoding (`drawn`, the bank's) nearest in pixel space to the image's reconstruction:
+    similar forgotten images get similar targets, as a retrained decoder draws at a forgotten
+    image's latent the retained image that best reconstructs it."""
+    mu, logvar, recon = posterior  # (B, z), (B, z), (B, P)
     noise = torch.randn(mu.shape, generator=generator).to(mu.device)
     z = mu + noise * torch.exp(0.5 * logvar)  # (B, z)
-    recon = model.decode(mu).flatten(1)  # (B, P)
     rows = torch.cdist(z, bank).topk(min(among, len(bank)), dim=1, largest=False).indices
     apart = (drawn.flatten(1)[rows] - recon[:, None]).pow(2).sum(2)  # (B, among) squared
     return z, drawn[rows.gather(1, apart.argmin(dim=1, keepdim=True)).squeeze(1)]
@@ -257,10 +274,11 @@ def redirect_pass(
     if distributed.world().size > 1:
         noise = torch.Generator().manual_seed(distributed.rank_seed(cfg.seed))
     progress.start("redirect", steps)
+    seen = posteriors(reference, covered, device) if steps else ()
     for _ in range(steps):
-        x_f, _, _ = to_device(next(forget_stream), device)
+        x_f, _, ids_f = to_device(next(forget_stream), device)
         x_r, _, _ = to_device(next(retain_stream), device)
-        z, target = redirect_targets(reference, x_f, bank, drawn, noise)
+        z, target = redirect_targets(looked_up(seen, ids_f), bank, drawn, noise)
         start = None  # how well the model reconstructed x_f at z to start with, for the push
         if cfg.npo_weight:
             with torch.no_grad():
