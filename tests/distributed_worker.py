@@ -72,6 +72,7 @@ def surgery(out: str) -> None:
     weights = surgery_step_on(slice(w.rank * share, (w.rank + 1) * share))
     if distributed.is_main():
         save_file(weights, out)
+    distributed.leave(together=True)  # as the CLI ends: no rank tears gloo down under another
 
 
 def fail() -> None:
