@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from unlearn_cli.api import fid_of_features, load_checkpoint, load_split, parse_target
+from unlearn_cli.api import eval_sets, fid_of_features, load_checkpoint, parse_target
 
 BATCH = 500
 
@@ -39,13 +39,12 @@ def main() -> None:
     judge: Any = load_checkpoint(args.judge, "judge").model.eval()
     rows = {row["title"]: row["models"] for row in report["rows"]}
     originals = rows["BEFORE"]
-    test = load_split(load_checkpoint(originals[0], "vae").dataset, "test")
+    sets = eval_sets(load_checkpoint(originals[0], "vae").dataset, target, [], None, args.seed)
     name = str(target.values[0])
-    if target.kind == "attribute":
-        column, attribute = test.attribute_index(name), True
-    else:
-        column, attribute = test.class_index(name), False
-    real = test.images[test.labels[:, column] == 0].float() / 255
+    attribute = target.kind == "attribute"
+    test: Any = sets.test  # a folder's test split
+    column = test.attribute_index(name) if attribute else test.class_index(name)
+    real = test.images[sets.retain_mask].float() / 255  # FID's real set, as evaluate's
     with torch.no_grad():
         real_features = torch.cat([judge.features(b) for b in real.split(BATCH)])
     print("| model | seed | FID, all | FID, where the original drew it | FID, elsewhere | share |")

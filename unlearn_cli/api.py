@@ -44,6 +44,7 @@ from unlearn_cli.models import VAE, JudgeConfig, VAEConfig
 from unlearn_cli.workflows.evaluate import evaluate
 from unlearn_cli.workflows.forget import cumulative_drift, plan_forget, run_forget
 from unlearn_cli.workflows.gates import LIKE_REFERENCE
+from unlearn_cli.workflows.image_sets import eval_sets
 from unlearn_cli.workflows.runner import forget_key
 from unlearn_cli.workflows.tables import mark_floor
 from unlearn_cli.workflows.targets import Target, parse_target
@@ -86,6 +87,7 @@ __all__ = [
     "cumulative_drift",
     # measuring
     "evaluate",
+    "eval_sets",
     "fid_of_features",
     "judge_classes",
     "LIKE_REFERENCE",

@@ -183,11 +183,13 @@ LikeReferenceOpt = Annotated[
 
 def _judge_hint(spec) -> str:
     """The command that trains a judge for models of this dataset."""
+    from unlearn_cli.workflows.judges import data_args
+
     if spec.name == "mnist":
         classes = f" --classes {','.join(map(str, spec.classes))}" if spec.classes else ""
         return f"unlearn train --model judge{classes}"
     if spec.name == "folder":
-        return f"unlearn train --model judge --dataset folder --data-dir {spec.root}"
+        return f"unlearn train --model judge{data_args(spec)}"
     return "unlearn train --model judge --dataset celeba --attribute NAME --data-dir YOUR_COPY"
 
 
