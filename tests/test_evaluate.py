@@ -128,6 +128,27 @@ def test_same_seed_same_numbers(tiny_vae, tiny_judge):
     assert a["utility"]["retain_elbo"] != c["utility"]["retain_elbo"]
 
 
+def test_a_memo_judges_the_reference_once_and_changes_no_number(tiny_vae, tiny_judge):
+    """`unlearn compare` scores every row of a seed against one retraining: with a memo its
+    samples are judged once, and every number is what it is without one."""
+    from unlearn_cli.workflows.evaluate import Memo
+
+    vae, judge = load_checkpoint(tiny_vae), load_checkpoint(tiny_judge)
+    reference = load_checkpoint(tiny_vae)  # a saved VAE of the same data: its own reference
+    options = {"target": parse_target("class:1"), "samples": 200, "batch_size": 64}
+    memo = Memo()
+    with_memo = [evaluate(vae, judge, reference=reference, memo=memo, **options) for _ in "ab"]
+    without = evaluate(vae, judge, reference=reference, **options)
+    assert memo.hits == 1 and len(memo.kept) == 1
+    for r in (*with_memo, without):
+        for key in ("eval_seconds", "eval_peak_rss_mb"):
+            r["cost"].pop(key)
+    assert with_memo[0] == with_memo[1] == without
+    assert without["utility"]["fid_reference"] == pytest.approx(0, abs=1e-3)  # its own samples
+    other = evaluate(vae, judge, reference=reference, memo=memo, **{**options, "samples": 100})
+    assert len(memo.kept) == 2 and other["samples"] == 100  # other samples: judged afresh
+
+
 def test_without_judge_only_what_needs_none(tiny_vae):
     r = evaluate(load_checkpoint(tiny_vae), None, target=parse_target("class:3"), samples=50)
     assert r["judge"] is None and r["target"] == "class:3"

@@ -1,7 +1,9 @@
 """Evaluation of a generator: did it forget (privacy), what did it cost in quality (utility) and
 in time (cost), as in the paper's Table 1.
 
-`evaluate()` keeps nothing between calls, so `unlearn compare` can call it once per checkpoint.
+`evaluate()` keeps nothing between calls, so `unlearn compare` can call it once per checkpoint;
+a caller scoring many models against one reference may hand it a `Memo` to judge the
+reference's samples once.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ def evaluate(
     spread: int = 0,
     relearn_steps: int = 0,
     second_reference: Checkpoint | None = None,
+    memo: Memo | None = None,
 ) -> dict:
     """Privacy, utility and cost of the generator in `vae`, as a JSON-ready dict.
 
@@ -103,6 +106,10 @@ def evaluate(
     `relearn_steps` > 0 runs the relearning attack (`workflows.relearn`) on the model and the
     reference; `second_reference` (another retraining, of another seed) adds `floor`: how far
     two retrainings differ, beside how far the model is from the first (`workflows.floor`).
+
+    `memo` keeps the judge's features of the reference's samples for the next call that
+    names the same judge, reference and samples (`unlearn compare` scores every row of a seed
+    against one retraining); the results are the same with it or without it.
     """
     progress = progress or NullProgress()
     device = torch.device(device)
@@ -152,8 +159,9 @@ def evaluate(
     ref_judged = dict.fromkeys(JUDGED_KEYS)
     if judge is not None:
         utility, ref_judged = _judge_metrics(
-            fakes, real, judge, reference, tgt, samples, seed, batch_size, device, scored, spread
-        )
+            fakes, real, judge, reference, tgt, samples, seed, batch_size, device, scored, spread,
+            memo,
+        )  # fmt: skip
     pixel_precision, pixel_recall = _pixel_metrics(fakes, real)
     progress.advance(1, "judge")
     progress.done()
@@ -208,6 +216,25 @@ def evaluate(
         result["like_reference"] = like_reference(result)
     result["cost"].update(clock.stop())
     return result
+
+
+class Memo:
+    """Judge features computed once and handed to later evaluations, by what they depend on
+    (file digests, sample count, seed, batch size, device); a key holding a None digest (a
+    model never saved) is never kept."""
+
+    def __init__(self):
+        self.kept: dict[tuple, torch.Tensor] = {}
+        self.hits = 0
+
+    def get(self, key: tuple, compute) -> torch.Tensor:
+        if None in key:
+            return compute()
+        if key in self.kept:
+            self.hits += 1
+            return self.kept[key]
+        self.kept[key] = value = compute()
+        return value
 
 
 class PixelTap:
@@ -345,6 +372,7 @@ def _judge_metrics(
     device: torch.device,
     scored: Checkpoint | None = None,
     spread: int = 0,
+    memo: Memo | None = None,
 ) -> tuple[dict, dict]:
     """fratio (with its Wilson interval) and IS of the generated images `fakes`; FID,
     precision and recall against the held-out retain images `real`; FID against the same
@@ -399,7 +427,10 @@ def _judge_metrics(
         if scored is not None:
             ref_scores, ref_features = judged(ref_fakes, ref_model)
         else:
-            ref_features = judge_outputs(model, ref_fakes, batch_size)[1]
+            key = (judge.sha256, reference.sha256, samples, seed, batch_size, str(device))
+            ref_features = (memo or Memo()).get(
+                key, lambda: judge_outputs(model, ref_fakes, batch_size)[1]
+            )
         fid_reference = fid_of_features(features, ref_features)
     return {**scores, "fid_reference": fid_reference}, ref_scores
 

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -21,6 +22,9 @@ from unlearn_cli.engine.files import json_text
 from unlearn_cli.engine.progress import Progress
 from unlearn_cli.workflows.experiment import Experiment, MethodRun
 from unlearn_cli.workflows.targets import Target
+
+if TYPE_CHECKING:
+    from unlearn_cli.workflows.evaluate import Memo
 
 METRICS_VERSION = 3  # what evaluate() reports; raise it when a metric is added or changed
 
@@ -54,6 +58,7 @@ class Runner:
         exp.out_dir.mkdir(parents=True, exist_ok=True)
         self.reused = 0
         self.made = 0
+        self.memo: Memo | None = None  # judge features of a retraining's samples, for every row
 
     def cached(self, name: str, make) -> Checkpoint:
         path = self.exp.out_dir / name
@@ -148,8 +153,9 @@ class Runner:
     ) -> dict:
         """evaluate() of one checkpoint; `requests` score a model whose lineage names none,
         `reference` (the RETRAIN checkpoint and its key) gives FID against retraining."""
-        from unlearn_cli.workflows.evaluate import evaluate
+        from unlearn_cli.workflows.evaluate import Memo, evaluate
 
+        self.memo = self.memo or Memo()
         ev = defaults.evaluation(self.exp.evaluate)
         named = [r.to_dict() for r in requests] if requests is not None else None
         ref_key = reference[1] if reference is not None else None
@@ -168,6 +174,7 @@ class Runner:
             root=self.exp.dataset.root,
             requests=requests,
             reference=reference[0] if reference is not None else None,
+            memo=self.memo,
             **ev,
         )
         atomic_write(path, lambda tmp: Path(tmp).write_text(json_text(result)))
