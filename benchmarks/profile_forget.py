@@ -1,6 +1,7 @@
 """What one forget costs, part by part: cProfile over `unlearn forget`'s work on a checkpoint.
 
     python benchmarks/profile_forget.py runs/quick/original-s0-*.safetensors --class 1
+    python benchmarks/profile_forget.py runs/slant/original-s0-*.safetensors --attribute Slanted
 
 Prints the wall time of loading, planning and each step of the method (cumulative time of the
 functions that make it, from cProfile, which slows Python-level calls a little), the method's
@@ -33,6 +34,7 @@ PARTS = [
     ("  picking targets", "redirect_targets"),
     ("  decoding (every decoder forward)", "decode_logits"),
     ("step 3: membership match", "match"),
+    ("  losses measured (probes, targets)", "losses"),
 ]
 
 
@@ -56,14 +58,17 @@ def cumulative(stats: pstats.Stats, name: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
-    parser.add_argument("--class", dest="klass", type=int, required=True)
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--class", dest="klass", type=int)
+    target.add_argument("--attribute")
     parser.add_argument("--method", default="redirect")
     args = parser.parse_args()
     device = api.resolve_device("cpu")
     timer = time.perf_counter()
     ckpt = api.load_checkpoint(args.checkpoint, "vae")
     loaded = time.perf_counter() - timer
-    requests = api.parse_requests({"requests": [{"id": "r", "class": [args.klass]}]}, "profile")
+    request = {"class": [args.klass]} if args.attribute is None else {"attribute": args.attribute}
+    requests = api.parse_requests({"requests": [{"id": "r", **request}]}, "profile")
     timer = time.perf_counter()
     plan = api.plan_forget(ckpt, requests)
     planned = time.perf_counter() - timer
