@@ -48,7 +48,6 @@ PROBE = 2048  # held-out and retained samples whose mean loss sets the gap
 BATCH = 1000  # images per forward pass when measuring
 CHECK_EVERY = 200  # steps between tests of the shortfall: what a request of 50 samples needs
 COMPONENTS = (8, 16, 32)  # principal components of retained images: a residual for each
-NEIGHBOURS = (1, 10)  # retained images nearest a sample whose mean distance is a statistic
 RIDGE = 1e-3  # keeps the regression's solve well posed when two statistics move together
 # the retain gradient counts double: per-sample pushes otherwise drag held-out data's loss up
 RETAIN_WEIGHT = 2.0
@@ -170,7 +169,7 @@ def targets(reference, forget, heldout: tuple, retain, device) -> torch.Tensor:
         _, _, basis = torch.svd_lowrank(
             pixels - centre, q=min(max(COMPONENTS, default=0) + 8, *pixels.shape)
         )
-    x = statistics(heldout_data, centre, basis, device, pixels)
+    x = statistics(heldout_data, centre, basis, device)
     mean, std = x.mean(0), x.std(0).clamp_min(1e-8)
 
     def design(stats: torch.Tensor) -> torch.Tensor:
@@ -179,13 +178,11 @@ def targets(reference, forget, heldout: tuple, retain, device) -> torch.Tensor:
     a = design(x)
     ridge = RIDGE * len(a) * torch.eye(a.shape[1], dtype=a.dtype)
     weights = torch.linalg.solve(a.T @ a + ridge, a.T @ heldout_losses.double())
-    predicted = (design(statistics(forget, centre, basis, device, pixels)) @ weights).float()
+    predicted = (design(statistics(forget, centre, basis, device)) @ weights).float()
     return torch.maximum(predicted, losses(reference, forget, device))
 
 
-def statistics(
-    data, centre: torch.Tensor, basis: torch.Tensor, device, retained: torch.Tensor | None = None
-) -> torch.Tensor:
+def statistics(data, centre: torch.Tensor, basis: torch.Tensor, device) -> torch.Tensor:
     """(N, 4 + len(COMPONENTS)) float64 of every image of `data`, pixels in [0, 1]: total ink,
     pixels over half, total variation across rows and columns, Bernoulli entropy, and the squared
     residual off the first k principal components (`centre`, `basis` (D, K)) for k in
@@ -203,9 +200,6 @@ def statistics(
         for k in COMPONENTS:
             top = basis[:, :k].double()
             cols.append((centred - centred @ top @ top.T).square().sum(1))
-        if retained is not None and len(retained) > max(NEIGHBOURS):
-            near = torch.cdist(flat.float(), retained).topk(max(NEIGHBOURS), largest=False)
-            cols += [near.values[:, :k].mean(1).double() for k in NEIGHBOURS]
         out.append(torch.stack(cols, 1))
     return torch.cat(out)
 
