@@ -6,8 +6,11 @@ already trained.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
 import hashlib
+import importlib.util
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,10 +45,59 @@ def key(*parts) -> str:
 
 def forget_key(method: str, parent: str, requests: list[Request], cfg) -> str:
     """The cache key of forgetting `requests` from the checkpoint keyed `parent` with `method`:
-    its fully resolved settings `cfg` and the code's version included, so a changed default or
-    a new release never reuses an old run."""
+    its fully resolved settings `cfg`, the code's version and the digest of the method's source
+    included, so a changed default, constant or step, or a new release, never reuses an old
+    run."""
+    from unlearn_cli.methods import get_method
+
     named = [r.to_dict() for r in requests]
-    return key(method, parent, named, dataclasses.asdict(cfg), __version__)
+    code = source_digest(type(get_method(method)).__module__)
+    return key(method, parent, named, dataclasses.asdict(cfg), __version__, code)
+
+
+def imported(module: str) -> list[str]:
+    """The unlearn_cli modules that `module`'s source imports at its top level (imports
+    inside functions or under `if TYPE_CHECKING` are left out), as dotted names."""
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.origin is not None  # one of the package's own modules
+    found = []
+    for node in ast.parse(Path(spec.origin).read_text()).body:
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.append(node.module)  # and each name that is a submodule of it
+            found += [f"{node.module}.{alias.name}" for alias in node.names]
+    return [m for m in found if m.split(".")[0] == "unlearn_cli" and _is_module(m)]
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a name imported from a module, not a module
+        return False
+
+
+def sources(module: str) -> set[str]:
+    """`module`, the models' package and every unlearn_cli module they import, transitively."""
+    seen, todo = set(), [module, "unlearn_cli.models"]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += imported(name)
+    return seen
+
+
+@functools.cache
+def source_digest(module: str) -> str:
+    """sha256 over the source files of `sources(module)`: what a method's result depends on,
+    and nothing it does not (retraining's digest does not move when another method's file
+    changes)."""
+    digest = hashlib.sha256()
+    for name in sorted(sources(module)):
+        origin = importlib.util.find_spec(name).origin  # type: ignore[union-attr]  # found above
+        digest.update(name.encode() + b"\0" + Path(str(origin)).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 class Runner:
