@@ -3,6 +3,7 @@ gates and their exit code, judges that do not fit, grids."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 
@@ -128,25 +129,50 @@ def test_same_seed_same_numbers(tiny_vae, tiny_judge):
     assert a["utility"]["retain_elbo"] != c["utility"]["retain_elbo"]
 
 
-def test_a_memo_judges_the_reference_once_and_changes_no_number(tiny_vae, tiny_judge):
+def test_a_memo_judges_the_reference_once_and_changes_no_number(
+    tiny_vae, tiny_judge, tmp_path, monkeypatch
+):
     """`unlearn compare` scores every row of a seed against one retraining: with a memo its
-    samples are judged once, and every number is what it is without one."""
-    from unlearn_cli.workflows.evaluate import Memo
+    samples are judged once, every number is what it is without one, and another reference
+    is judged afresh."""
+    from unlearn_cli.workflows import evaluate as evaluation
 
+    calls = []
+    real = evaluation.judge_outputs
+
+    def counted(judge, images, batch_size):
+        calls.append(images)
+        return real(judge, images, batch_size)
+
+    monkeypatch.setattr(evaluation, "judge_outputs", counted)
     vae, judge = load_checkpoint(tiny_vae), load_checkpoint(tiny_judge)
     reference = load_checkpoint(tiny_vae)  # a saved VAE of the same data: its own reference
+    other = load_checkpoint(save_checkpoint(variant_model(vae), tmp_path / "other.safetensors"))
     options = {"target": parse_target("class:1"), "samples": 200, "batch_size": 64}
-    memo = Memo()
-    with_memo = [evaluate(vae, judge, reference=reference, memo=memo, **options) for _ in "ab"]
-    without = evaluate(vae, judge, reference=reference, **options)
-    assert memo.hits == 1 and len(memo.kept) == 1
-    for r in (*with_memo, without):
+    memo = evaluation.Memo()
+    runs = []
+    for ref in (reference, reference, other):
+        calls.clear()
+        runs.append(evaluate(vae, judge, reference=ref, memo=memo, **options))
+        runs[-1]["judged"] = len(calls)  # held-out images, the model's samples, the reference's
+    alone = [evaluate(vae, judge, reference=ref, **options) for ref in (reference, other)]
+    assert [r.pop("judged") for r in runs] == [3, 2, 3]  # the second row reuses the first's
+    for r in (*runs, *alone):
         for key in ("eval_seconds", "eval_peak_rss_mb"):
             r["cost"].pop(key)
-    assert with_memo[0] == with_memo[1] == without
-    assert without["utility"]["fid_reference"] == pytest.approx(0, abs=1e-3)  # its own samples
-    other = evaluate(vae, judge, reference=reference, memo=memo, **{**options, "samples": 100})
-    assert len(memo.kept) == 2 and other["samples"] == 100  # other samples: judged afresh
+    assert runs[0] == runs[1] == alone[0] and runs[2] == alone[1]
+    assert alone[0]["utility"]["fid_reference"] == pytest.approx(0, abs=1e-3)  # its own samples
+    assert alone[1]["utility"]["fid_reference"] > 0.01  # another model's samples: no collision
+
+
+def variant_model(ckpt: Checkpoint) -> Checkpoint:
+    """`ckpt` with its decoder's weights nudged: another model of the same data."""
+    changed = dataclasses.replace(ckpt, model=copy.deepcopy(ckpt.model))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in changed.model.decoder.parameters():
+            p.add_(0.5 * torch.randn(p.shape, generator=generator))
+    return changed
 
 
 def test_without_judge_only_what_needs_none(tiny_vae):

@@ -8,7 +8,7 @@ reference's samples once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -160,7 +160,7 @@ def evaluate(
     if judge is not None:
         utility, ref_judged = _judge_metrics(
             fakes, real, judge, reference, tgt, samples, seed, batch_size, device, scored, spread,
-            memo,
+            memo=memo,
         )  # fmt: skip
     pixel_precision, pixel_recall = _pixel_metrics(fakes, real)
     progress.advance(1, "judge")
@@ -223,18 +223,15 @@ class Memo:
     (file digests, sample count, seed, batch size, device); a key holding a None digest (a
     model never saved) is never kept."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.kept: dict[tuple, torch.Tensor] = {}
-        self.hits = 0
 
-    def get(self, key: tuple, compute) -> torch.Tensor:
+    def get(self, key: tuple, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
         if None in key:
             return compute()
-        if key in self.kept:
-            self.hits += 1
-            return self.kept[key]
-        self.kept[key] = value = compute()
-        return value
+        if key not in self.kept:
+            self.kept[key] = compute()
+        return self.kept[key]
 
 
 class PixelTap:
@@ -423,14 +420,20 @@ def _judge_metrics(
     fid_reference = None
     if reference is not None:
         ref_model = reference.model.to(device).eval()
-        ref_fakes = Generated(ref_model, samples, seed, batch_size, device)
+
+        def ref_fakes() -> Generated:
+            return Generated(ref_model, samples, seed, batch_size, device)
+
         if scored is not None:
-            ref_scores, ref_features = judged(ref_fakes, ref_model)
+            ref_scores, ref_features = judged(ref_fakes(), ref_model)
         else:
+
+            def reference_features() -> torch.Tensor:
+                return judge_outputs(model, ref_fakes(), batch_size)[1]
+
             key = (judge.sha256, reference.sha256, samples, seed, batch_size, str(device))
-            ref_features = (memo or Memo()).get(
-                key, lambda: judge_outputs(model, ref_fakes, batch_size)[1]
-            )
+            memo = memo if memo is not None else Memo()  # without one: kept for this call only
+            ref_features = memo.get(key, reference_features)
         fid_reference = fid_of_features(features, ref_features)
     return {**scores, "fid_reference": fid_reference}, ref_scores
 

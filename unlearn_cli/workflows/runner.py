@@ -6,14 +6,10 @@ already trained.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import functools
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -23,11 +19,9 @@ from unlearn_cli.data.spec import folder_spec
 from unlearn_cli.engine.checkpoint import Checkpoint, atomic_write, load_checkpoint, save_checkpoint
 from unlearn_cli.engine.files import json_text
 from unlearn_cli.engine.progress import Progress
+from unlearn_cli.engine.sources import code_digest
 from unlearn_cli.workflows.experiment import Experiment, MethodRun
 from unlearn_cli.workflows.targets import Target
-
-if TYPE_CHECKING:
-    from unlearn_cli.workflows.evaluate import Memo
 
 METRICS_VERSION = 3  # what evaluate() reports; raise it when a metric is added or changed
 
@@ -45,59 +39,14 @@ def key(*parts) -> str:
 
 def forget_key(method: str, parent: str, requests: list[Request], cfg) -> str:
     """The cache key of forgetting `requests` from the checkpoint keyed `parent` with `method`:
-    its fully resolved settings `cfg`, the code's version and the digest of the method's source
-    included, so a changed default, constant or step, or a new release, never reuses an old
-    run."""
+    its fully resolved settings `cfg`, the tool's version and the digest of the code the forget
+    runs (`engine.sources`) included, so a changed default, constant or step, or a new
+    release, never reuses an old run."""
     from unlearn_cli.methods import get_method
 
     named = [r.to_dict() for r in requests]
-    code = source_digest(type(get_method(method)).__module__)
+    code = code_digest(type(get_method(method)).__module__)
     return key(method, parent, named, dataclasses.asdict(cfg), __version__, code)
-
-
-def imported(module: str) -> list[str]:
-    """The unlearn_cli modules that `module`'s source imports at its top level (imports
-    inside functions or under `if TYPE_CHECKING` are left out), as dotted names."""
-    spec = importlib.util.find_spec(module)
-    assert spec is not None and spec.origin is not None  # one of the package's own modules
-    found = []
-    for node in ast.parse(Path(spec.origin).read_text()).body:
-        if isinstance(node, ast.Import):
-            found += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            found.append(node.module)  # and each name that is a submodule of it
-            found += [f"{node.module}.{alias.name}" for alias in node.names]
-    return [m for m in found if m.split(".")[0] == "unlearn_cli" and _is_module(m)]
-
-
-def _is_module(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:  # a name imported from a module, not a module
-        return False
-
-
-def sources(module: str) -> set[str]:
-    """`module`, the models' package and every unlearn_cli module they import, transitively."""
-    seen, todo = set(), [module, "unlearn_cli.models"]
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo += imported(name)
-    return seen
-
-
-@functools.cache
-def source_digest(module: str) -> str:
-    """sha256 over the source files of `sources(module)`: what a method's result depends on,
-    and nothing it does not (retraining's digest does not move when another method's file
-    changes)."""
-    digest = hashlib.sha256()
-    for name in sorted(sources(module)):
-        origin = importlib.util.find_spec(name).origin  # type: ignore[union-attr]  # found above
-        digest.update(name.encode() + b"\0" + Path(str(origin)).read_bytes())
-    return digest.hexdigest()[:16]
 
 
 class Runner:
@@ -107,10 +56,16 @@ class Runner:
         if exp.dataset.name == "folder":  # its classes, channels and size, from the folder now
             exp = dataclasses.replace(exp, dataset=folder_spec(exp.dataset))
         self.exp, self.device, self.progress = exp, device, progress
+        from unlearn_cli.methods import get_method
+        from unlearn_cli.workflows.evaluate import Memo
+
         exp.out_dir.mkdir(parents=True, exist_ok=True)
         self.reused = 0
         self.made = 0
-        self.memo: Memo | None = None  # judge features of a retraining's samples, for every row
+        for name in {"retrain", *(run.method for run in exp.methods)}:
+            # the code as it is at the start: an edit during a long run keys nothing it made
+            code_digest(type(get_method(name)).__module__)
+        self.memo = Memo()  # judge features of each retraining's samples, for every row
 
     def cached(self, name: str, make) -> Checkpoint:
         path = self.exp.out_dir / name
@@ -179,7 +134,8 @@ class Runner:
             options["judge"] = str(judge.path)
         method = get_method(run.method)
         cfg = configure(method, original, options)
-        k = forget_key(run.method, original_key, self.exp.requests, cfg)
+        # rank 0's key: a rank whose files differ (line endings) must not look for another file
+        k = distributed.broadcast(forget_key(run.method, original_key, self.exp.requests, cfg))
 
         def make():
             plan = plan_forget(original, self.exp.requests)
@@ -205,9 +161,8 @@ class Runner:
     ) -> dict:
         """evaluate() of one checkpoint; `requests` score a model whose lineage names none,
         `reference` (the RETRAIN checkpoint and its key) gives FID against retraining."""
-        from unlearn_cli.workflows.evaluate import Memo, evaluate
+        from unlearn_cli.workflows.evaluate import evaluate
 
-        self.memo = self.memo or Memo()
         ev = defaults.evaluation(self.exp.evaluate)
         named = [r.to_dict() for r in requests] if requests is not None else None
         ref_key = reference[1] if reference is not None else None
