@@ -188,6 +188,16 @@ def test_a_method_whose_code_changed_is_run_again_and_nothing_else(
     assert report["reused"] == first_run[0]["computed"] - 4  # RETRAIN and the rest as they were
 
 
+def test_a_changed_training_code_trains_the_originals_and_the_judge_again(
+    experiment, first_run, cli, monkeypatch
+):
+    from unlearn_cli.workflows import runner
+
+    monkeypatch.setattr(runner, "training_digest", lambda: "edited")
+    report = parse_json(cli("compare", experiment, "--json"))
+    assert report["reused"] == 0 and report["computed"] == first_run[0]["computed"]
+
+
 def test_markdown_has_the_numbers_of_the_json(first_run):
     report, md = first_run
     text = md.read_text()

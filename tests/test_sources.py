@@ -38,6 +38,7 @@ def edit(monkeypatch):
     yield edit
     monkeypatch.undo()
     sources.code_digest.cache_clear()
+    sources.training_digest.cache_clear()
 
 
 def test_an_edit_of_a_method_moves_its_digest_and_no_other(edit):
@@ -71,3 +72,14 @@ def test_the_digest_is_the_same_in_another_process():
     code = f"from unlearn_cli.engine.sources import code_digest; print(code_digest({REDIRECT!r}))"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert other.stdout.strip() == digests()[REDIRECT]
+
+
+def test_the_training_digest_moves_with_the_engine_and_not_with_a_method(edit):
+    sources.training_digest.cache_clear()
+    before = sources.training_digest()
+    edit("methods/redirect.py")
+    sources.training_digest.cache_clear()
+    assert sources.training_digest() == before  # an original does not depend on a method
+    edit("engine/train.py")
+    sources.training_digest.cache_clear()
+    assert sources.training_digest() != before

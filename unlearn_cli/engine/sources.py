@@ -1,5 +1,6 @@
 """The digest of the code a forget runs, for the cache keys of `unlearn compare` and the
-benchmark scripts: a cached run made by other code is never served as current.
+benchmark scripts: a cached run made by other code is never served as current. Originals and
+judges are keyed by the training code's digest (`training_digest`).
 
 A method's digest covers its own module, the `unlearn_cli.methods` modules it imports, and what
 every method shares: the package's top-level modules, `data`, `engine`, `models` and the forget
@@ -58,9 +59,20 @@ def shared_files() -> set[Path]:
 
 @functools.cache
 def code_digest(module: str) -> str:
-    """sha256 of the code a forget with the method in `module` runs (module docstring), over
-    each file's path in the package and its bytes; computed once per process."""
-    files = (method_files(module) | shared_files()) - {PACKAGE / SETTINGS}
+    """The digest of the code a forget with the method in `module` runs (module docstring);
+    computed once per process."""
+    return digest_of((method_files(module) | shared_files()) - {PACKAGE / SETTINGS})
+
+
+@functools.cache
+def training_digest() -> str:
+    """The digest of the code that trains an original or a judge: the shared files, less the
+    forget workflow and the methods."""
+    return digest_of(shared_files() - {PACKAGE / FORGET_WORKFLOW, PACKAGE / "methods/__init__.py"})
+
+
+def digest_of(files: set[Path]) -> str:
+    """sha256 over each file's path in the package and its bytes, in path order."""
     digest = hashlib.sha256()
     for path in sorted(files):
         body = path.read_bytes()

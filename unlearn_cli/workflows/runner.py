@@ -19,7 +19,7 @@ from unlearn_cli.data.spec import folder_spec
 from unlearn_cli.engine.checkpoint import Checkpoint, atomic_write, load_checkpoint, save_checkpoint
 from unlearn_cli.engine.files import json_text
 from unlearn_cli.engine.progress import Progress
-from unlearn_cli.engine.sources import code_digest
+from unlearn_cli.engine.sources import code_digest, training_digest
 from unlearn_cli.workflows.experiment import Experiment, MethodRun
 from unlearn_cli.workflows.targets import Target
 
@@ -62,8 +62,9 @@ class Runner:
         exp.out_dir.mkdir(parents=True, exist_ok=True)
         self.reused = 0
         self.made = 0
+        # the code as it is at the start: an edit during a long run keys nothing it made
+        training_digest()
         for name in {"retrain", *(run.method for run in exp.methods)}:
-            # the code as it is at the start: an edit during a long run keys nothing it made
             code_digest(type(get_method(name)).__module__)
         self.memo = Memo()  # judge features of each retraining's samples, for every row
 
@@ -90,8 +91,10 @@ class Runner:
         spec = dataclasses.replace(self.exp.dataset, attribute=j.get("attribute"))
         cfg = TrainConfig.of(j, "judge")
         model_cfg = judge_config(spec, arch=j.get("arch"))
-        named = [model_cfg.to_dict()] if j.get("arch") else []  # earlier keys stay valid
-        k = key("judge", spec.to_dict(), cfg.to_dict(), *named)
+        named = [model_cfg.to_dict()] if j.get("arch") else []
+        k = distributed.broadcast(
+            key("judge", spec.to_dict(), cfg.to_dict(), *named, training_digest())
+        )
         return self.cached(
             f"judge-{k}.safetensors",
             lambda: train_judge(spec, model_cfg, cfg, self.device, self.progress),
@@ -106,7 +109,8 @@ class Runner:
             return ckpt, ckpt.sha256
         cfg = TrainConfig(**self.exp.train, seed=seed)
         model_cfg = vae_config(self.exp.dataset, **self.exp.model)
-        k = key("original", self.exp.dataset.to_dict(), model_cfg.to_dict(), cfg.to_dict())
+        parts = (self.exp.dataset.to_dict(), model_cfg.to_dict(), cfg.to_dict())
+        k = distributed.broadcast(key("original", *parts, training_digest()))  # rank 0's
         return self.cached(
             f"original-s{seed}-{k}.safetensors",
             lambda: train_vae(self.exp.dataset, model_cfg, cfg, self.device, self.progress),
