@@ -40,35 +40,36 @@ def method_files(module: str) -> set[Path]:
             continue
         seen.add(path)
         for node in ast.parse(path.read_bytes()).body:
-            if isinstance(node, ast.ImportFrom) and node.module == "unlearn_cli.methods":
+            if not isinstance(node, ast.ImportFrom) or not node.module:
+                continue
+            if node.module == "unlearn_cli.methods":  # names that may be submodules
                 todo += [module_file(f"{node.module}.{alias.name}") for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
-                "unlearn_cli.methods."
-            ):
-                todo.append(module_file(node.module or ""))
+            elif node.module.startswith("unlearn_cli.methods."):
+                todo.append(module_file(node.module))
     return seen
 
 
-def shared_files() -> set[Path]:
-    """The files every method runs (module docstring)."""
+def training_files() -> set[Path]:
+    """The files that train a model, which every method runs too: the package's top-level
+    modules and its SHARED subpackages."""
     files = set(PACKAGE.glob("*.py"))
     for sub in SHARED:
         files |= set((PACKAGE / sub).rglob("*.py"))
-    return files | {PACKAGE / FORGET_WORKFLOW, PACKAGE / "methods" / "__init__.py"}
+    return files
 
 
 @functools.cache
 def code_digest(module: str) -> str:
     """The digest of the code a forget with the method in `module` runs (module docstring);
     computed once per process."""
-    return digest_of((method_files(module) | shared_files()) - {PACKAGE / SETTINGS})
+    forget = {PACKAGE / FORGET_WORKFLOW, PACKAGE / "methods" / "__init__.py"}
+    return digest_of((method_files(module) - {PACKAGE / SETTINGS}) | training_files() | forget)
 
 
 @functools.cache
 def training_digest() -> str:
-    """The digest of the code that trains an original or a judge: the shared files, less the
-    forget workflow and the methods."""
-    return digest_of(shared_files() - {PACKAGE / FORGET_WORKFLOW, PACKAGE / "methods/__init__.py"})
+    """The digest of the code that trains an original or a judge (`training_files`)."""
+    return digest_of(training_files())
 
 
 def digest_of(files: set[Path]) -> str:

@@ -432,8 +432,9 @@ def _judge_metrics(
                 return judge_outputs(model, ref_fakes(), batch_size)[1]
 
             key = (judge.sha256, reference.sha256, samples, seed, batch_size, str(device))
-            memo = memo if memo is not None else Memo()  # without one: kept for this call only
-            ref_features = memo.get(key, reference_features)
+            ref_features = (
+                reference_features() if memo is None else memo.get(key, reference_features)
+            )
         fid_reference = fid_of_features(features, ref_features)
     return {**scores, "fid_reference": fid_reference}, ref_scores
 

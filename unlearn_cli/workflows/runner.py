@@ -42,11 +42,16 @@ def forget_key(method: str, parent: str, requests: list[Request], cfg) -> str:
     its fully resolved settings `cfg`, the tool's version and the digest of the code the forget
     runs (`engine.sources`) included, so a changed default, constant or step, or a new
     release, never reuses an old run."""
-    from unlearn_cli.methods import get_method
-
     named = [r.to_dict() for r in requests]
-    code = code_digest(type(get_method(method)).__module__)
+    code = method_digest(method)
     return key(method, parent, named, dataclasses.asdict(cfg), __version__, code)
+
+
+def method_digest(method: str) -> str:
+    """The digest of the code a forget with the registered `method` runs (`engine.sources`)."""
+    from unlearn_cli.methods.settings import METHODS
+
+    return code_digest(METHODS[method].module)
 
 
 class Runner:
@@ -56,7 +61,6 @@ class Runner:
         if exp.dataset.name == "folder":  # its classes, channels and size, from the folder now
             exp = dataclasses.replace(exp, dataset=folder_spec(exp.dataset))
         self.exp, self.device, self.progress = exp, device, progress
-        from unlearn_cli.methods import get_method
         from unlearn_cli.workflows.evaluate import Memo
 
         exp.out_dir.mkdir(parents=True, exist_ok=True)
@@ -65,7 +69,7 @@ class Runner:
         # the code as it is at the start: an edit during a long run keys nothing it made
         training_digest()
         for name in {"retrain", *(run.method for run in exp.methods)}:
-            code_digest(type(get_method(name)).__module__)
+            method_digest(name)
         self.memo = Memo()  # judge features of each retraining's samples, for every row
 
     def cached(self, name: str, make) -> Checkpoint:
