@@ -38,7 +38,8 @@ def known_targets(request, monkeypatch):
         return
 
     def targets(reference, forget, heldout, retain, device):
-        return membership.losses(reference, forget, device) + rise(forget.ids)
+        tau = membership.losses(reference, forget, device) + rise(forget.ids)
+        return lambda heldout_losses: tau
 
     monkeypatch.setattr(membership, "targets", targets)
 
@@ -121,14 +122,44 @@ def test_targets_predict_each_samples_unseen_loss_from_its_pixels(trained):
         return data.images.float().div(255).flatten(1).sum(1)
 
     # held-out losses that follow the ink: each forgotten sample's target follows its own ink
-    tau = membership.targets(Stub(), forget, (heldout, 2 * ink(heldout) + 7), retain, CPU)
+    predict = membership.targets(Stub(), forget, heldout, retain, CPU)
+    tau = predict(2 * ink(heldout) + 7)
     assert torch.allclose(tau, 2 * ink(forget) + 7, rtol=0.02)
     assert tau.std() > 10  # per sample, not one level for all
-    # never below a sample's loss now
-    floor = membership.targets(
-        trained.model, forget, (heldout, torch.zeros(len(heldout))), retain, CPU
+    # a model that explains held-out data 20 nats worse asks 20 nats more of every sample
+    assert torch.allclose(predict(2 * ink(heldout) + 27), tau + 20, atol=0.05)
+    # never below a sample's loss before
+    floor = membership.targets(trained.model, forget, heldout, retain, CPU)
+    assert torch.equal(
+        floor(torch.zeros(len(heldout))), membership.losses(trained.model, forget, CPU)
     )
-    assert torch.equal(floor, membership.losses(trained.model, forget, CPU))
+
+
+def test_the_targets_follow_the_held_out_level_of_the_model_being_forgotten(trained, monkeypatch):
+    """An attack compares a forgotten sample with what the same model makes of unseen data: the
+    targets come from the held-out losses of the model as step 3 finds it, and again from its
+    held-out losses at every test, not from the model before forgetting."""
+    model, forget, retain, heldout = setup(trained, heldout_shift=3)
+    levels = []
+
+    def targets(reference, forget, heldout, retain, device):
+        tau = membership.losses(reference, forget, device) + rise(forget.ids)
+
+        def predict(heldout_losses):
+            levels.append(heldout_losses.mean().item())
+            return tau
+
+        return predict
+
+    monkeypatch.setattr(membership, "targets", targets)
+    before = membership.losses(model, heldout, CPU).mean().item()
+    after, stats = run(model, forget, retain, heldout, steps=2 * membership.CHECK_EVERY)
+    assert stats["membership_steps"] >= membership.CHECK_EVERY  # one test at least
+    assert len(levels) == 1 + stats["membership_steps"] // membership.CHECK_EVERY
+    assert abs(levels[0] - before) < 1e-3  # the model as step 3 found it
+    last = membership.losses(after, heldout, CPU).mean().item()
+    assert abs(levels[-1] - last) < 1e-3  # and as it ended: the steps moved its level
+    assert abs(levels[-1] - levels[0]) > 0.5
 
 
 def test_attack_auc_counts_unseen_losses_above_seen_ones():

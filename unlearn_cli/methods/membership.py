@@ -7,8 +7,10 @@ a sample leaves it a held-out sample. So each forgotten sample x gets a target l
 loss a model that never saw x would give it, predicted from statistics of its pixels that
 memorisation does not move (ink, edges, entropy, and how far it lies from the retained images'
 main components: `statistics`), by a ridge regression fitted on held-out samples' losses under
-the model before forgetting; never below the loss x has now. One gap for every sample would
-shift all of them alike, while a model memorises some samples far more than others.
+the model being forgotten, refitted at every test of the shortfall: an attack compares a
+forgotten sample with what the same model makes of unseen data, so where forgetting moves the
+held-out level, the targets move with it. Never below the loss x had before. One gap for every
+sample would shift all of them alike, while a model memorises some samples far more than others.
 
 The model descends the per-sample hinge max(0, tau(x) - L(x)) over each batch of forgotten
 samples together with the retain loss, which counts RETAIN_WEIGHT times, until a probe of them
@@ -18,17 +20,19 @@ samples of their kind sit unseen, stays there while the retain loss recovers, an
 past it (gradient ascent's unbounded loss is what wrecks models). The step is skipped when the
 gap between held-out and retained data is too small for an attack to see on a request of this
 size, or the forgotten samples are not significantly below their loss before shifted by that
-gap (a forgotten class, once redirected: the regression would extrapolate to a class the
-held-out data lacks). The first test is the loss-threshold attack's AUC (held-out against retained
-probes), which must clear chance by twice the standard error of an AUC measured on the
-request's n samples, combined with that of the probes' own AUC: a 20-epoch MNIST VAE's 1-to-2-nat
-gap gives AUC 0.51 to 0.52, below the bar on 50 samples (0.585) and on a class of 6,000 (0.523),
-while a memorising model's 53-nat gap gives 0.85.
+gap and by the held-out level's move (a forgotten class, once redirected: the regression would
+extrapolate to a class the held-out data lacks). The first test is the loss-threshold attack's
+AUC (held-out against retained probes), which must clear chance by twice the standard error of
+an AUC measured on the request's n samples, combined with that of the probes' own AUC: a
+20-epoch MNIST VAE's 1-to-2-nat gap gives AUC 0.51 to 0.52, below the bar on 50 samples (0.585)
+and on a class of 6,000 (0.523), while a memorising model's 53-nat gap gives 0.85.
 
 The held-out data is the dataset's test split; a probe of it fits the regression.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -97,8 +101,9 @@ def match(
     model, reference, params, opt, data, steps: int, cfg, device, generator, progress
 ) -> tuple[dict[str, float], torch.Tensor]:
     """The hinge with the retain loss until the shortfall is gone, `steps` at most (module
-    docstring), the targets measured on `reference` (the model before forgetting); none when
-    the forgotten samples already sit past their targets on average. `data` is (forget, retain,
+    docstring), the visible gap measured on `reference` (the model before forgetting) and the
+    targets on `model` as it goes; none when the forgotten samples already sit past their
+    targets on average. `data` is (forget, retain,
     heldout). Returns what it measured, for the lineage, and the ids of the forgotten samples
     it read."""
     forget, retain, heldout = data
@@ -116,16 +121,27 @@ def match(
         # a model that does not memorise, or not enough to show on this request
         return stats, forget.ids[:0]
     probe = sample_of(forget, PROBE, generator)
-    # whether there is anything to do, against one gap for all: the regression extrapolates to
-    # classes the held-out data lacks, and a redirected class has left its old loss anyway
-    before = shortfall(model, probe, losses(reference, probe, device) + gap, device)
-    if before["membership_reached"]:
-        return stats, probe.ids
     heldout_probe, retain_probe = probes
     order = forget.ids.argsort()
     ids = forget.ids[order]
-    tau = targets(reference, forget, (heldout_probe, unseen), retain_probe, device)[order]
-    probe_tau = tau[torch.searchsorted(ids, probe.ids)]
+    predict = targets(reference, forget, heldout_probe, retain_probe, device)
+
+    def level() -> tuple[torch.Tensor, torch.Tensor]:
+        """The held-out probe's losses under the model now, and the targets they give: where
+        forgetting has moved the held-out level, the targets move with it, since an attack
+        compares a forgotten sample with what the same model makes of unseen data."""
+        model.eval()
+        now = losses(model, heldout_probe, device)
+        model.train()
+        return now, predict(now)[order]
+
+    now, tau = level()
+    # whether there is anything to do, against one gap for all: the regression extrapolates to
+    # classes the held-out data lacks, and a redirected class has left its old loss anyway
+    lifted = losses(reference, probe, device) + now.mean() - seen.mean()
+    before = shortfall(model, probe, lifted, device)
+    if before["membership_reached"]:
+        return stats, probe.ids
     model.train()
     forget_stream = endless(shuffled(forget, cfg.batch_size, device, generator, cfg.seed))
     retain_stream = endless(shuffled(retain, cfg.batch_size, device, generator, cfg.seed))
@@ -144,6 +160,8 @@ def match(
         opt.step()
         progress.advance(1, f"below target {short.item():.1f} nats  retain {loss_r:.1f}")
         if step % CHECK_EVERY == 0 or step == steps:
+            _, tau = level()
+            probe_tau = tau[torch.searchsorted(ids, probe.ids)]
             # rank 0 decides, so that every process stops at the same step
             after = distributed.broadcast(shortfall(model, probe, probe_tau, device))
             model.train()
@@ -154,12 +172,13 @@ def match(
 
 
 @torch.no_grad()
-def targets(reference, forget, heldout: tuple, retain, device) -> torch.Tensor:
-    """(N,) each forgotten sample's target: the loss `reference` would give it had it never
-    seen it, predicted from its pixel statistics by a ridge regression fitted on `heldout`'s
-    (samples, their losses under `reference`), and never below its loss now (module
-    docstring). `retain` gives the principal components the residuals are measured from."""
-    heldout_data, heldout_losses = heldout
+def targets(reference, forget, heldout, retain, device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A map from `heldout`'s losses under a model, (M,), to each forgotten sample's target
+    under it, (N,): the loss that model would give the sample had it never seen it, predicted
+    from its pixel statistics by a ridge regression fitted on those held-out losses, and never
+    below its loss under `reference` (the model before forgetting; module docstring). The
+    statistics are computed once; `retain` gives the principal components their residuals are
+    measured from."""
     pixels = torch.cat(
         [to_device(b, device)[0].flatten(1).cpu() for b in make_loader(retain, BATCH, device)]
     )
@@ -169,17 +188,22 @@ def targets(reference, forget, heldout: tuple, retain, device) -> torch.Tensor:
         _, _, basis = torch.svd_lowrank(
             pixels - centre, q=min(max(COMPONENTS, default=0) + 8, *pixels.shape)
         )
-    x = statistics(heldout_data, centre, basis, device)
+    x = statistics(heldout, centre, basis, device)
     mean, std = x.mean(0), x.std(0).clamp_min(1e-8)
 
     def design(stats: torch.Tensor) -> torch.Tensor:
         return torch.cat([(stats - mean) / std, torch.ones(len(stats), 1, dtype=stats.dtype)], 1)
 
     a = design(x)
-    ridge = RIDGE * len(a) * torch.eye(a.shape[1], dtype=a.dtype)
-    weights = torch.linalg.solve(a.T @ a + ridge, a.T @ heldout_losses.double())
-    predicted = (design(statistics(forget, centre, basis, device)) @ weights).float()
-    return torch.maximum(predicted, losses(reference, forget, device))
+    solve = a.T @ a + RIDGE * len(a) * torch.eye(a.shape[1], dtype=a.dtype)
+    rows = design(statistics(forget, centre, basis, device))
+    floor = losses(reference, forget, device)
+
+    def predict(heldout_losses: torch.Tensor) -> torch.Tensor:
+        weights = torch.linalg.solve(solve, a.T @ heldout_losses.double())
+        return torch.maximum((rows @ weights).float(), floor)
+
+    return predict
 
 
 def statistics(data, centre: torch.Tensor, basis: torch.Tensor, device) -> torch.Tensor:
