@@ -54,7 +54,7 @@ CHECK_EVERY = 200  # steps between tests of the shortfall: what a request of 50 
 COMPONENTS = (8, 16, 32)  # principal components of retained images: a residual for each
 RIDGE = 1e-3  # keeps the regression's solve well posed when two statistics move together
 # the retain gradient counts double: per-sample pushes otherwise drag held-out data's loss up
-RETAIN_WEIGHT = 4.0
+RETAIN_WEIGHT = 2.0
 
 
 @torch.no_grad()
