@@ -50,7 +50,7 @@ from unlearn_cli.methods.steps import (
 
 PROBE = 2048  # held-out and retained samples whose mean loss sets the gap
 BATCH = 1000  # images per forward pass when measuring
-CHECK_EVERY = 50  # steps between tests of the shortfall: what a request of 50 samples needs
+CHECK_EVERY = 200  # steps between tests of the shortfall: what a request of 50 samples needs
 COMPONENTS = (8, 16, 32)  # principal components of retained images: a residual for each
 RIDGE = 1e-3  # keeps the regression's solve well posed when two statistics move together
 # the retain gradient counts double: per-sample pushes otherwise drag held-out data's loss up
