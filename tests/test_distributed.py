@@ -23,11 +23,21 @@ TESTS = Path(__file__).parent
 TIMEOUT = 240  # seconds; a hang fails the test instead of stalling the suite
 
 
+# what libstdc++ prints when gloo's worker threads are torn down mid-use at process exit, after
+# the group was destroyed: a crash inside torch's teardown (pytorch/pytorch#179291 describes
+# the family), not in the command's work
+GLOO_TEARDOWN_ABORT = "terminate called without an active exception"
+
+
 def torchrun(*args, nproc: int = 2) -> subprocess.CompletedProcess:
+    """The command under torchrun, run once more if a rank died in gloo's own teardown."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     cmd += [f"--nproc-per-node={nproc}", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    if GLOO_TEARDOWN_ABORT in run.stderr:
+        run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    return run
 
 
 def unlearn(*args) -> list[str]:
