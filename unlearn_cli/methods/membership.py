@@ -20,12 +20,12 @@ samples of their kind sit unseen, stays there while the retain loss recovers, an
 past it (gradient ascent's unbounded loss is what wrecks models). The step is skipped when the
 gap between held-out and retained data is too small for an attack to see on a request of this
 size, or the forgotten samples are not significantly below their loss before shifted by that
-gap and by the held-out level's move (a forgotten class, once redirected: the regression would
-extrapolate to a class the held-out data lacks). The first test is the loss-threshold attack's
-AUC (held-out against retained probes), which must clear chance by twice the standard error of
-an AUC measured on the request's n samples, combined with that of the probes' own AUC: a
-20-epoch MNIST VAE's 1-to-2-nat gap gives AUC 0.51 to 0.52, below the bar on 50 samples (0.585)
-and on a class of 6,000 (0.523), while a memorising model's 53-nat gap gives 0.85.
+gap (a forgotten class, once redirected: the regression would extrapolate to a class the
+held-out data lacks). The first test is the loss-threshold attack's AUC (held-out against
+retained probes), which must clear chance by twice the standard error of an AUC measured on the
+request's n samples, combined with that of the probes' own AUC: a 20-epoch MNIST VAE's
+1-to-2-nat gap gives AUC 0.51 to 0.52, below the bar on 50 samples (0.585) and on a class of
+6,000 (0.523), while a memorising model's 53-nat gap gives 0.85.
 
 The held-out data is the dataset's test split; a probe of it fits the regression.
 """
@@ -121,27 +121,26 @@ def match(
         # a model that does not memorise, or not enough to show on this request
         return stats, forget.ids[:0]
     probe = sample_of(forget, PROBE, generator)
+    # whether there is anything to do, against one gap for all: the regression extrapolates to
+    # classes the held-out data lacks, and a redirected class has left its old loss anyway
+    before = shortfall(model, probe, losses(reference, probe, device) + gap, device)
+    if before["membership_reached"]:
+        return stats, probe.ids
     heldout_probe, retain_probe = probes
     order = forget.ids.argsort()
     ids = forget.ids[order]
     predict = targets(reference, forget, heldout_probe, retain_probe, device)
 
-    def level() -> tuple[torch.Tensor, torch.Tensor]:
-        """The held-out probe's losses under the model now, and the targets they give: where
-        forgetting has moved the held-out level, the targets move with it, since an attack
-        compares a forgotten sample with what the same model makes of unseen data."""
+    def level() -> torch.Tensor:
+        """The targets from the held-out probe's losses under the model now: where forgetting
+        has moved the held-out level, they move with it, since an attack compares a forgotten
+        sample with what the same model makes of unseen data."""
         model.eval()
         now = losses(model, heldout_probe, device)
         model.train()
-        return now, predict(now)[order]
+        return predict(now)[order]
 
-    now, tau = level()
-    # whether there is anything to do, against one gap for all: the regression extrapolates to
-    # classes the held-out data lacks, and a redirected class has left its old loss anyway
-    lifted = losses(reference, probe, device) + now.mean() - seen.mean()
-    before = shortfall(model, probe, lifted, device)
-    if before["membership_reached"]:
-        return stats, probe.ids
+    tau = level()
     model.train()
     forget_stream = endless(shuffled(forget, cfg.batch_size, device, generator, cfg.seed))
     retain_stream = endless(shuffled(retain, cfg.batch_size, device, generator, cfg.seed))
@@ -160,7 +159,7 @@ def match(
         opt.step()
         progress.advance(1, f"below target {short.item():.1f} nats  retain {loss_r:.1f}")
         if step % CHECK_EVERY == 0 or step == steps:
-            _, tau = level()
+            tau = level()
             probe_tau = tau[torch.searchsorted(ids, probe.ids)]
             # rank 0 decides, so that every process stops at the same step
             after = distributed.broadcast(shortfall(model, probe, probe_tau, device))
