@@ -103,9 +103,8 @@ def match(
     """The hinge with the retain loss until the shortfall is gone, `steps` at most (module
     docstring), the visible gap measured on `reference` (the model before forgetting) and the
     targets on `model` as it goes; none when the forgotten samples already sit past their
-    targets on average. `data` is (forget, retain,
-    heldout). Returns what it measured, for the lineage, and the ids of the forgotten samples
-    it read."""
+    targets on average. `data` is (forget, retain, heldout). Returns what it measured, for the
+    lineage, and the ids of the forgotten samples it read."""
     forget, retain, heldout = data
     reference.eval()
     probes = sample_of(heldout, PROBE, generator), sample_of(retain, PROBE, generator)
@@ -132,13 +131,11 @@ def match(
     predict = targets(reference, forget, heldout_probe, retain_probe, device)
 
     def level() -> torch.Tensor:
-        """The targets from the held-out probe's losses under the model now: where forgetting
-        has moved the held-out level, they move with it, since an attack compares a forgotten
-        sample with what the same model makes of unseen data."""
+        """The targets from the held-out probe's losses under the model now (in eval mode):
+        where forgetting has moved the held-out level, they move with it, since an attack
+        compares a forgotten sample with what the same model makes of unseen data."""
         model.eval()
-        now = losses(model, heldout_probe, device)
-        model.train()
-        return predict(now)[order]
+        return predict(losses(model, heldout_probe, device))[order]
 
     tau = level()
     model.train()

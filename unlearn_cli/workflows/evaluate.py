@@ -420,16 +420,13 @@ def _judge_metrics(
     fid_reference = None
     if reference is not None:
         ref_model = reference.model.to(device).eval()
-
-        def ref_fakes() -> Generated:
-            return Generated(ref_model, samples, seed, batch_size, device)
-
+        ref_fakes = Generated(ref_model, samples, seed, batch_size, device)  # decoded lazily
         if scored is not None:
-            ref_scores, ref_features = judged(ref_fakes(), ref_model)
+            ref_scores, ref_features = judged(ref_fakes, ref_model)
         else:
 
             def reference_features() -> torch.Tensor:
-                return judge_outputs(model, ref_fakes(), batch_size)[1]
+                return judge_outputs(model, ref_fakes, batch_size)[1]
 
             key = (judge.sha256, reference.sha256, samples, seed, batch_size, str(device))
             ref_features = (
