@@ -211,7 +211,10 @@ def test_a_large_sample_request_raises_the_samples_the_pass_never_read_like_the_
     forget, retain = data.subset(torch.arange(96)), data.subset(torch.arange(96, len(data)))
     heldout = ImageData(retain.images.roll(3, dims=-1), retain.labels, retain.ids + 10**6)
     method = get_method("redirect")
-    cfg = configure(method, trained, {"lr": 3e-3})  # the other tests' step size: quick
+    # a step size that gets far in few steps, and steps that read fewer images than retraining
+    # (40 epochs over 204 images), which would otherwise be the cheaper way
+    cfg = configure(method, trained, {"lr": 5e-3, "match_steps": 120})
+    assert not redirect_module.retraining_is_cheaper(trained, forget, retain, cfg)
     read = {}
     real_covering = redirect_module.covering
 
@@ -234,6 +237,43 @@ def test_a_large_sample_request_raises_the_samples_the_pass_never_read_like_the_
     # 96 random training images of a 4-latent VAE, held back by the retain loss counted twice,
     # stop short of their targets: the lineage says by as much as they are
     assert abs(child.stats["membership_short"] - (want - risen).mean().item()) < 1.0
+
+
+def test_a_request_whose_steps_could_cost_more_than_retraining_is_retrained(trained):
+    """A memorised request whose step 3 could read more images than retraining on D_r does
+    is forgotten by retraining: every forgotten sample is then exactly where a model that never
+    saw it puts it, the per-sample check passed on every sample. A request the steps can afford
+    is not."""
+    from unlearn_cli.methods import configure, get_method
+    from unlearn_cli.methods import redirect as redirect_module
+
+    data = training_set(trained.dataset)
+    forget, retain = data.subset(torch.arange(96)), data.subset(torch.arange(96, len(data)))
+    heldout = ImageData(retain.images.roll(3, dims=-1), retain.labels, retain.ids + 10**6)
+    method, retrain = get_method("redirect"), get_method("retrain")
+    # 1000 steps of 32 forgotten and 32 retained images against 40 epochs over 204 images
+    cfg = configure(method, trained, {})
+    assert redirect_module.retraining_is_cheaper(trained, forget, retain, cfg)
+    child = method.unlearn(trained, forget, retain, cfg, CPU, NullProgress(), heldout)
+    assert child.stats["retrained"] and child.stats["membership_gap"] > 10
+    assert child.stats["membership_steps"] == 0  # no step of the hinge was paid for
+    alone = retrain.unlearn(trained, forget, retain, retrain.default_config(trained), CPU,
+                            NullProgress())  # fmt: skip
+    for a, b in zip(child.model.state_dict().values(), alone.model.state_dict().values()):
+        assert torch.equal(a, b)
+    # a few steps are cheaper than retraining: they run, and nothing is retrained
+    few = configure(method, trained, {"match_steps": 10})
+    assert not redirect_module.retraining_is_cheaper(trained, forget, retain, few)
+    child = method.unlearn(trained, forget, retain, few, CPU, NullProgress(), heldout)
+    assert "retrained" not in child.stats and child.stats["membership_steps"] == 10
+
+
+def test_forget_says_when_it_retrained_and_only_then():
+    from unlearn_cli.cli.forget import retrained_line
+
+    line = retrained_line({"retrained": True, "membership_steps": 0})
+    assert line is not None and "retrained from scratch" in line
+    assert retrained_line({"membership_steps": 200}) is None
 
 
 def test_forget_warns_when_memorised_samples_are_left_short_and_only_then():

@@ -95,6 +95,8 @@ def run_and_save(ckpt, plan: Plan, algo, cfg, dev, target: Path, ledger, overwri
             f"warning: {algo.name} {reason}: this forget looks like it did nothing (recorded "
             "as no_op in the lineage)"
         )
+    if line := retrained_line(child.lineage[-1]["stats"]):
+        note(line)
     if line := membership_line(child.lineage[-1]["stats"]):
         warn(line)
     drift = result["cumulative_retain_drift"]
@@ -107,6 +109,18 @@ def run_and_save(ckpt, plan: Plan, algo, cfg, dev, target: Path, ledger, overwri
     if back := came_back(result["recheck"]):
         warn(comeback_line(back))
     return result
+
+
+def retrained_line(stats: dict) -> str | None:
+    """The one line saying that redirect retrained from scratch (`retraining_is_cheaper`), or
+    None."""
+    if not stats.get("retrained"):
+        return None
+    return (
+        "the model memorises its training samples, and raising this request's to where they "
+        "would sit unseen could cost more than retraining: retrained from scratch on the "
+        "retained data instead (recorded as retrained in the lineage)"
+    )
 
 
 def membership_line(stats: dict) -> str | None:

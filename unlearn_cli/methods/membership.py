@@ -33,6 +33,7 @@ The held-out data is the dataset's test split; a probe of it fits the regression
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -97,14 +98,22 @@ def significant(mean: torch.Tensor, stderr: torch.Tensor) -> bool:
     return bool(mean > 2 * stderr.nan_to_num(0.0))
 
 
-def match(
-    model, reference, params, opt, data, steps: int, cfg, device, generator, progress
-) -> tuple[dict[str, float], torch.Tensor]:
-    """The hinge with the retain loss until the shortfall is gone, `steps` at most (module
-    docstring), the visible gap measured on `reference` (the model before forgetting) and the
-    targets on `model` as it goes; none when the forgotten samples already sit past their
-    targets on average. `data` is (forget, retain, heldout). Returns what it measured, for the
-    lineage, and the ids of the forgotten samples it read."""
+@dataclass
+class Look:
+    """What step 3 finds before any step: the gap it measured (`stats`, for the lineage), the
+    forgotten samples it read (`read`, ids), and the probes the steps go on with, or None when
+    there is nothing to do."""
+
+    stats: dict[str, float]
+    read: torch.Tensor
+    probes: tuple | None = None  # (held-out, retained, forgotten) probes
+
+
+def look(model, reference, data, device, generator) -> Look:
+    """Whether `model` (forgetting under way) leaves memorised samples of `data` (forget,
+    retain, heldout) to raise: a gap visible on this request, measured on `reference` (the model
+    before forgetting), and the forgotten samples significantly below their loss before shifted
+    by that gap (module docstring)."""
     forget, retain, heldout = data
     reference.eval()
     probes = sample_of(heldout, PROBE, generator), sample_of(retain, PROBE, generator)
@@ -118,14 +127,38 @@ def match(
     }
     if not visible(auc, len(forget), len(unseen), len(seen)):
         # a model that does not memorise, or not enough to show on this request
-        return stats, forget.ids[:0]
+        return Look(stats, forget.ids[:0])
     probe = sample_of(forget, PROBE, generator)
     # whether there is anything to do, against one gap for all: the regression extrapolates to
     # classes the held-out data lacks, and a redirected class has left its old loss anyway
     before = shortfall(model, probe, losses(reference, probe, device) + gap, device)
     if before["membership_reached"]:
-        return stats, probe.ids
-    heldout_probe, retain_probe = probes
+        return Look(stats, probe.ids)
+    return Look(stats, probe.ids, (*probes, probe))
+
+
+def match(
+    model, reference, params, opt, data, steps: int, cfg, device, generator, progress
+) -> tuple[dict[str, float], torch.Tensor]:
+    """Step 3 whole: `look`, then the steps when there is anything to do. Returns what it
+    measured, for the lineage, and the ids of the forgotten samples it read."""
+    found = look(model, reference, data, device, generator)
+    if found.probes is None:
+        return found.stats, found.read
+    return raise_to_targets(
+        model, reference, params, opt, data, found, steps, cfg, device, generator, progress
+    )
+
+
+def raise_to_targets(
+    model, reference, params, opt, data, found: Look, steps: int, cfg, device, generator, progress
+) -> tuple[dict[str, float], torch.Tensor]:
+    """The hinge with the retain loss until the shortfall is gone, `steps` at most (module
+    docstring), from what `look` found; the targets follow `model` as it goes. Returns what it
+    measured, for the lineage, and the ids of the forgotten samples it read."""
+    assert found.probes is not None, "look found nothing to do"
+    forget, retain, _ = data
+    heldout_probe, retain_probe, probe = found.probes
     order = forget.ids.argsort()
     ids = forget.ids[order]
     predict = targets(reference, forget, heldout_probe, retain_probe, device)
@@ -164,7 +197,13 @@ def match(
             if after["membership_reached"]:
                 break
     progress.done()
-    return {**stats, "membership_steps": step, **after}, forget.ids
+    return {**found.stats, "membership_steps": step, **after}, forget.ids
+
+
+def images_read(steps: int, forgotten: int, batch_size: int) -> int:
+    """The most images `steps` steps of the hinge read: a batch of forgotten samples (all of
+    them, when fewer) and one of retained samples each."""
+    return steps * (min(batch_size, forgotten) + batch_size)
 
 
 @torch.no_grad()

@@ -7,7 +7,9 @@ retrained on D_r does, from the checkpoint and its training data alone (no judge
 2. Redirect what is left (`redirect_pass`): one pass over D_f in which the decoder learns to draw,
    at each forgotten sample's posterior draw, a retained decoding that looks like it, beside the
    training loss on D_r, and is pushed away from the forgotten image itself (bounded, as in NPO).
-3. Raise memorised samples' loss to held-out data's level (`membership.match`), when there are any.
+3. Raise memorised samples' loss to held-out data's level (`membership`), when there are any;
+   retrain from scratch instead when that could cost more than retraining
+   (`retraining_is_cheaper`).
 
 docs/methods.md gives the reasons for each step and for the constants below; docs/benchmarks.md
 the measurements that chose them.
@@ -22,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearn_cli import distributed
+from unlearn_cli import defaults, distributed
 from unlearn_cli.engine.device import seed_everything
 from unlearn_cli.engine.train import make_loader, to_device
 from unlearn_cli.methods import (
@@ -33,6 +35,7 @@ from unlearn_cli.methods import (
     scoped_parameters,
     train_only,
 )
+from unlearn_cli.methods.retrain import Retrain
 from unlearn_cli.methods.settings import RedirectConfig
 from unlearn_cli.methods.steps import (
     endless,
@@ -295,6 +298,15 @@ def redirect_pass(
     return params, opt
 
 
+def retraining_is_cheaper(ckpt, forget, retain, cfg: RedirectConfig) -> bool:
+    """Whether step 3's steps could read as many images as retraining on `retain` with the
+    checkpoint's recipe (its epochs over D_r): then retraining is the cheaper way to leave
+    every memorised sample as unseen, and it does so exactly, where step 3's targets are a
+    regression's estimate."""
+    budget = membership.images_read(cfg.match_steps, len(forget), cfg.batch_size)
+    return budget >= defaults.training(ckpt.training)["epochs"] * len(retain)
+
+
 class Redirect:
     name = "redirect"
     title = "OURS (redirect)"
@@ -322,14 +334,24 @@ class Redirect:
         stats: dict[str, float] = {}
         read = covered.ids
         if cfg.match_steps and heldout is not None:
-            stats, matched = membership.match(
-                # targets from the model as it came: step 0's training on D_r would widen the
-                # held-out gap that step 3 reads as memorisation
-                model, copy.deepcopy(ckpt.model).to(device), params, opt,
-                (forget, retain, heldout), cfg.match_steps,
-                cfg, device, generator, progress,
-            )  # fmt: skip
-            read = torch.cat([read, matched])
+            data = (forget, retain, heldout)
+            # targets from the model as it came: step 0's training on D_r would widen the
+            # held-out gap that step 3 reads as memorisation
+            before = copy.deepcopy(ckpt.model).to(device)
+            found = membership.look(model, before, data, device, generator)
+            stats, read = found.stats, torch.cat([read, found.read])
+            if found.probes is not None and retraining_is_cheaper(ckpt, forget, retain, cfg):
+                retrained = Retrain()
+                model = retrained.unlearn(
+                    ckpt, forget, retain, retrained.default_config(ckpt), device, progress
+                ).model
+                stats["retrained"] = True
+            elif found.probes is not None:
+                stats, matched = membership.raise_to_targets(
+                    model, before, params, opt, data, found, cfg.match_steps,
+                    cfg, device, generator, progress,
+                )  # fmt: skip
+                read = torch.cat([read, matched])
         # distinct forgotten images any step read: the cost that grows with the request
         stats["forget_images_read"] = len(read.unique())
         return Unlearned(model.requires_grad_(True).eval(), stats)
