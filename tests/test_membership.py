@@ -106,6 +106,55 @@ def test_nothing_to_do_when_the_samples_already_look_unseen(trained):
     )
 
 
+class Raised(torch.nn.Module):
+    """A model whose every loss is `model`'s plus `by` nats: forgotten samples it raised."""
+
+    def __init__(self, model, by: float):
+        super().__init__()
+        self.model, self.by = model, by
+
+    def negative_elbo(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.negative_elbo(x) + self.by
+
+
+def test_a_glance_settles_samples_raised_past_the_gap_and_nothing_less(trained, monkeypatch):
+    model, forget, retain, heldout = setup(trained, heldout_shift=3)
+    measured = []
+    real_losses = membership.losses
+
+    def counted(m, data, device, seed=0):
+        measured.append(len(data))
+        return real_losses(m, data, device, seed)
+
+    monkeypatch.setattr(membership, "losses", counted)
+    monkeypatch.setattr(membership, "GLANCE", 8)
+    data = (forget, retain, heldout)
+    reference = copy.deepcopy(model).requires_grad_(False)
+    gap = membership.gap_stats(real_losses(model, heldout, CPU), real_losses(model, retain, CPU))
+    assert gap["membership_gap"] > 10
+    # raised well past the gap (a class the pass redirected): 8 samples of each probe settle it
+    found = membership.look(Raised(model, 3 * gap["membership_gap"]), reference, data, CPU,
+                            torch.Generator().manual_seed(0))  # fmt: skip
+    assert found.probes is None and measured == [8, 8, 8, 8] and len(found.read) == 8
+    # raised by less than the gap: the whole probes are measured, and there is work to do
+    measured.clear()
+    found = membership.look(Raised(model, 0.5 * gap["membership_gap"]), reference, data, CPU,
+                            torch.Generator().manual_seed(0))  # fmt: skip
+    assert found.probes is not None and max(measured) == len(retain)
+    assert found.stats["membership_gap"] == gap["membership_gap"]  # from the whole probes
+
+
+def test_clearly_past_needs_the_rise_beyond_the_gap_and_its_noise():
+    g = torch.Generator().manual_seed(0)
+    unseen, seen = 50 + 10 * torch.randn(256, generator=g), 40 + 10 * torch.randn(256, generator=g)
+    gap = (unseen.mean() - seen.mean()).item()
+    assert membership.clearly_past(torch.full((256,), gap + 5.0), unseen, seen)
+    assert not membership.clearly_past(torch.full((256,), gap + 1.0), unseen, seen)  # noise
+    assert not membership.clearly_past(torch.full((256,), gap - 5.0), unseen, seen)
+    noisy = gap + 5.0 + 60 * torch.randn(256, generator=g)  # a rise as noisy as that
+    assert not membership.clearly_past(noisy - noisy.mean() + gap + 5.0, unseen, seen)
+
+
 class Stub(torch.nn.Module):
     """A model whose every loss is 0: its targets are the regression's predictions."""
 
