@@ -33,7 +33,8 @@ PARTS = [
     ("step 2: redirect pass", "redirect_pass"),
     ("  picking targets", "redirect_targets"),
     ("  decoding (every decoder forward)", "decode_logits"),
-    ("step 3: membership match", "match"),
+    ("step 3: membership, its look", "look"),
+    ("step 3: membership, its steps", "raise_to_targets"),
     ("  losses measured (probes, targets)", "losses"),
 ]
 

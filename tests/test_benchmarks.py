@@ -293,11 +293,12 @@ def test_seed_table_prints_every_seed_of_the_chosen_rows(tmp_path, capsys):
 def test_growth_times_each_request_and_reads_a_sample_of_a_class(tiny_vae, monkeypatch, capsys):
     """benchmarks/growth.py on the tiny VAE (and a few synthetic images through the conv VAE):
     one row per request, the images read at most those forgotten, fewer for a class once the
-    bank is a part of D_r."""
-    from unlearn_cli.methods import redirect
+    bank is a part of D_r and step 3's glance a part of the class."""
+    from unlearn_cli.methods import membership, redirect
 
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)  # it would record 0 seconds
     monkeypatch.setattr(redirect, "BANK_SIZE", 64)  # a bank a part of the tiny D_r
+    monkeypatch.setattr(membership, "GLANCE", 16)  # a glance a part of the tiny class
     script = runpy.run_path(str(CONFIGS / "growth.py"))
     script["main"]([str(tiny_vae), "--synthetic-celeba", "96", "--train-images", "32"])
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -340,13 +340,15 @@ class Redirect:
             before = copy.deepcopy(ckpt.model).to(device)
             found = membership.look(model, before, data, device, generator)
             stats, read = found.stats, torch.cat([read, found.read])
-            if found.probes is not None and retraining_is_cheaper(ckpt, forget, retain, cfg):
+            if found.probes is None:
+                pass  # nothing memorised left to raise
+            elif retraining_is_cheaper(ckpt, forget, retain, cfg):
                 retrained = Retrain()
                 model = retrained.unlearn(
                     ckpt, forget, retain, retrained.default_config(ckpt), device, progress
                 ).model
                 stats["retrained"] = True
-            elif found.probes is not None:
+            else:
                 stats, matched = membership.raise_to_targets(
                     model, before, params, opt, data, found, cfg.match_steps,
                     cfg, device, generator, progress,

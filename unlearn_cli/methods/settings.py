@@ -91,7 +91,8 @@ class RedirectConfig(Settings):
     match_steps: int = setting(
         1000,
         "steps at most raising memorised samples' loss to where it would be unseen (it "
-        "stops once there); 0 skips them",
+        "stops once there; where they could read as many images as retraining, it retrains "
+        "instead); 0 skips them",
         minimum=0,
     )
     seed: int = setting(0, "seeds the batches")
