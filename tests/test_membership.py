@@ -322,12 +322,16 @@ def test_a_request_whose_steps_could_cost_more_than_retraining_is_retrained(trai
     assert "retrained" not in child.stats and child.stats["membership_steps"] == 10
 
 
-def test_forget_says_when_it_retrained_and_only_then():
+def test_forget_and_inspect_say_when_it_retrained_and_only_then():
     from unlearn_cli.cli.forget import retrained_line
+    from unlearn_cli.cli.inspect import method_of
 
     line = retrained_line({"retrained": True, "membership_steps": 0})
     assert line is not None and "retrained from scratch" in line
     assert retrained_line({"membership_steps": 200}) is None
+    retrained = {"method": "redirect", "stats": {"retrained": True}}
+    assert method_of(retrained) == "redirect → retrain"
+    assert method_of({"method": "redirect", "stats": {"membership_steps": 200}}) == "redirect"
 
 
 def test_forget_warns_when_memorised_samples_are_left_short_and_only_then():

@@ -117,9 +117,9 @@ def retrained_line(stats: dict) -> str | None:
     if not stats.get("retrained"):
         return None
     return (
-        "the model memorises its training samples, and raising this request's to where they "
-        "would sit unseen could cost more than retraining: retrained from scratch on the "
-        "retained data instead (recorded as retrained in the lineage)"
+        "the model memorises its samples, and raising this request's to their unseen level "
+        "could cost more than retraining: retrained from scratch on the retained data instead "
+        "(recorded as retrained in the lineage)"
     )
 
 

@@ -79,13 +79,20 @@ def lineage_table(lineage: list[dict]) -> Table:
     for op in lineage:
         table.add_row(
             str(op["number"]),
-            *map(shown, (op.get("created", "-"), op.get("method", "-"))),
+            *map(shown, (op.get("created", "-"), method_of(op))),
             str(len(op["requests"])),
             *map(shown, (op.get(k, "-") for k in ("forgotten_count", "retain_count"))),
             shown(op.get("wall_seconds", "-")),
             shown(op["parent_sha256"]),
         )
     return table
+
+
+def method_of(op: dict) -> str:
+    """The operation's method, `redirect → retrain` where redirect retrained from scratch
+    (words no longer than the method's name, so a narrow column wraps them whole)."""
+    retrained = (op.get("stats") or {}).get("retrained")
+    return f"{op.get('method', '-')}{' → retrain' if retrained else ''}"
 
 
 def request_table(lineage: list[dict]) -> Table:
